@@ -1,0 +1,13 @@
+"""wsgisec: security practices for partner APIs, as WSGI middleware.
+
+Each practice is one middleware class (wrapped app first, typed keyword settings) and one
+PasteDeploy filter, ``egg:wsgisec#<name>``. See README.md for the pipeline and DESIGN.md
+for the architecture.
+"""
+
+from .https import HTTPSOnly as HTTPSOnly
+from .settings import ConfigurationError as ConfigurationError
+
+__all__ = ["HTTPSOnly", "ConfigurationError"]
+
+__version__ = "0.1.0.dev0"

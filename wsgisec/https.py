@@ -1,0 +1,383 @@
+"""TLS only: redirect or refuse plain HTTP, send HSTS, trust proxies only when told to.
+
+Practice 5 (sensitive data exposure). Anything a partner sends over plain HTTP can be
+read and changed by anyone on the path, so this layer makes sure the legacy app only ever
+serves requests that arrived over TLS:
+
+* a plain-HTTP ``GET``/``HEAD`` without credentials is redirected to the same URL on
+  https (301, or 308 if configured);
+* any other plain-HTTP request gets 403: its body was already sent in clear text, and a
+  redirect would invite the client to send it again (a 301/302 may even turn a POST into
+  a GET);
+* a plain-HTTP request that carries credentials (an ``Authorization`` header or a
+  request token) is refused, never redirected: the credential has already crossed the
+  wire. A bearer token seen this way is revoked at once in the store and a
+  ``credentials-over-plaintext`` event tells the operator;
+* every https response carries ``Strict-Transport-Security`` (RFC 6797), so browsers
+  never try plain HTTP again;
+* ``Set-Cookie`` headers gain ``Secure``, and ``HttpOnly`` and ``SameSite=Lax`` unless
+  the cookie already sets its own ``SameSite`` (OWASP Session Management cheat sheet);
+* the ``Host`` header must name one of ``allowed_hosts`` (400 otherwise): the app builds
+  links and password-reset mails from it (host-header injection, as Django's
+  ALLOWED_HOSTS).
+
+Proxies: behind a TLS-terminating load balancer the request reaches us as plain HTTP with
+``X-Forwarded-Proto: https`` (or RFC 7239 ``Forwarded: proto=https``). Anyone can send
+those headers, so they are believed only when the connection comes from an address in
+``trusted_proxies``; from anyone else they are removed before the app sees them. Hops are
+counted from the right, skipping trusted proxies (the leftmost ``X-Forwarded-For`` entry
+is whatever the client wrote). Do not use this when your WSGI server already rewrites
+these (waitress ``trusted_proxy``, gunicorn ``forwarded_allow_ips``): configure one place.
+
+ini::
+
+    [filter:https]
+    use = egg:wsgisec#https
+    get store = wsgisec_store
+    allowed_hosts = api.example.com
+    trusted_proxies = 10.0.0.0/8
+    hsts_max_age = 365d
+    exempt_paths = /healthz
+
+Python::
+
+    app = HTTPSOnly(app, allowed_hosts=("api.example.com",), trusted_proxies=cidrs("10.0.0.0/8"))
+
+Settings (ini name, default):
+
+``redirect`` (true)
+    Redirect plain-HTTP GET/HEAD to https; false refuses them with 403 like other methods.
+``redirect_status`` (301)
+    301 (cached by browsers) or 308 (keeps the method; for clients that follow it).
+``https_port`` (443)
+    Port of the https URL in redirects; 443 is left out of the URL.
+``hsts_max_age`` (365d)
+    HSTS ``max-age``; ``0`` sends no HSTS header (``wsgisec check`` warns below 180 days).
+``hsts_include_subdomains`` (false)
+    Adds ``includeSubDomains``. Opt-in: every subdomain must then serve https too.
+``hsts_preload`` (false)
+    Adds ``preload``. Opt-in and hard to undo (browsers ship the list); refused unless
+    ``hsts_max_age`` >= 365d and ``hsts_include_subdomains`` is on (hstspreload.org).
+``trusted_proxies`` (none)
+    Addresses/networks whose forwarded headers are believed.
+``allowed_hosts`` (localhost 127.0.0.1 [::1])
+    Host names this app answers to. ``.example.com`` also allows every subdomain;
+    ``*`` allows any host (``wsgisec check`` warns).
+``secure_cookies`` (true)
+    Rewrite the app's ``Set-Cookie`` headers as described above.
+``cookie_samesite`` (lax)
+    SameSite value added to cookies that have none: ``lax``, ``strict`` or ``none``.
+``cookie_httponly_exempt`` (none)
+    Names of cookies that page scripts must read, so they do not get ``HttpOnly``.
+``exempt_paths`` (none)
+    Path prefixes served over plain HTTP too, e.g. a load balancer's ``/healthz``.
+``credential_headers`` (Authorization X-Request-Token)
+    Request headers that count as credentials on a plain-HTTP request.
+``store`` (``wsgisec.sqlite`` beside the ini file)
+    Where bearer tokens are revoked and events kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from urllib.parse import quote
+
+from . import events, settings
+from .credentials import bearer_token, revoke_token
+from .pipeline import Layer
+from .responses import problem, redirect as redirect_response
+from .settings import ConfigurationError
+from .store import LazyStore, StoreUnavailable
+
+__all__ = ["HTTPSOnly", "filter_factory", "SETTINGS"]
+
+CREDENTIALS_OVER_PLAINTEXT = "credentials-over-plaintext"
+PLAINTEXT_REFUSED = "plaintext-refused"
+DISALLOWED_HOST = "disallowed-host"
+
+_log = events.logger_for("https")
+
+HSTS_PRELOAD_MIN_AGE = 31536000  # hstspreload.org: at least one year
+HSTS_SHORT = 180 * 86400
+
+SETTINGS = {
+    "redirect": (settings.boolean, "true"),
+    "redirect_status": (settings.choice("301", "308"), "301"),
+    "https_port": (settings.integer(1, 65535), "443"),
+    "hsts_max_age": (settings.duration, "365d"),
+    "hsts_include_subdomains": (settings.boolean, "false"),
+    "hsts_preload": (settings.boolean, "false"),
+    "trusted_proxies": (settings.cidrs, ""),
+    "allowed_hosts": (settings.words, "localhost 127.0.0.1 [::1]"),
+    "secure_cookies": (settings.boolean, "true"),
+    "cookie_samesite": (settings.choice("lax", "strict", "none"), "lax"),
+    "cookie_httponly_exempt": (settings.words, ""),
+    "exempt_paths": (settings.path_prefixes, ""),
+    "credential_headers": (settings.words, "Authorization X-Request-Token"),
+    "store": (settings.optional(settings.store_url), None),
+}
+
+# Django's host_validation_re: a DNS name or a bracketed IPv6 literal, optional port.
+_HOST = re.compile(r"^([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(?::([0-9]+))?$")
+
+_FORWARDED_KEYS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO",
+                   "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_SSL",
+                   "HTTP_X_FORWARDED_SCHEME", "HTTP_X_REAL_IP")
+
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+class HTTPSOnly(Layer):
+    """Serve the wrapped app over TLS only (see the module docstring for every setting)."""
+
+    wsgisec_layer = "https"
+
+    def __init__(self, app, *, redirect=True, redirect_status=301, https_port=443,
+                 hsts_max_age=365 * 86400, hsts_include_subdomains=False, hsts_preload=False,
+                 trusted_proxies=(), allowed_hosts=("localhost", "127.0.0.1", "[::1]"),
+                 secure_cookies=True, cookie_samesite="lax", cookie_httponly_exempt=(),
+                 exempt_paths=(), credential_headers=("Authorization", "X-Request-Token"),
+                 store=None):
+        self.app = app
+        redirect_status = int(redirect_status)
+        if redirect_status not in (301, 308):
+            raise ConfigurationError("redirect_status must be 301 or 308")
+        if hsts_preload and (hsts_max_age < HSTS_PRELOAD_MIN_AGE or not hsts_include_subdomains):
+            raise ConfigurationError(
+                "hsts_preload needs hsts_max_age >= 365d and hsts_include_subdomains = true "
+                "(hstspreload.org requirements); preloading is hard to undo, so check that "
+                "every subdomain serves https before turning it on")
+        self.redirect = redirect
+        self.redirect_status = redirect_status
+        self.https_port = https_port
+        self.trusted_proxies = tuple(ipaddress.ip_network(net) if isinstance(net, str) else net
+                                     for net in trusted_proxies)
+        self.allowed_hosts = tuple(host.lower() for host in allowed_hosts)
+        self.secure_cookies = secure_cookies
+        self.cookie_samesite = cookie_samesite.capitalize()
+        self.cookie_httponly_exempt = frozenset(cookie_httponly_exempt)
+        self.exempt_paths = tuple(exempt_paths)
+        self.credential_keys = tuple(
+            "HTTP_" + name.upper().replace("-", "_") for name in credential_headers)
+        self.store = LazyStore(store) if isinstance(store, str) else store
+
+        hsts = []
+        if hsts_max_age:
+            hsts.append(f"max-age={int(hsts_max_age)}")
+            if hsts_include_subdomains:
+                hsts.append("includeSubDomains")
+            if hsts_preload:
+                hsts.append("preload")
+        self.hsts = "; ".join(hsts) or None
+        self.settings = {
+            "redirect": redirect, "redirect_status": redirect_status, "https_port": https_port,
+            "hsts_max_age": hsts_max_age, "hsts_include_subdomains": hsts_include_subdomains,
+            "hsts_preload": hsts_preload,
+            "trusted_proxies": [str(net) for net in self.trusted_proxies],
+            "allowed_hosts": list(self.allowed_hosts), "secure_cookies": secure_cookies,
+            "cookie_samesite": cookie_samesite, "cookie_httponly_exempt": sorted(cookie_httponly_exempt),
+            "exempt_paths": list(self.exempt_paths), "credential_headers": list(credential_headers),
+            "store": getattr(self.store, "url", None),
+        }
+        self._hsts_max_age = hsts_max_age
+
+    def warnings(self):
+        found = []
+        if not self._hsts_max_age:
+            found.append("HSTS is off (hsts_max_age = 0): browsers may still try plain HTTP")
+        elif self._hsts_max_age < HSTS_SHORT:
+            found.append(f"HSTS max-age is short ({self._hsts_max_age}s); 180d or more is advised")
+        if not self.redirect:
+            found.append("redirect is off: browsers following plain-HTTP links get a 403")
+        if "*" in self.allowed_hosts:
+            found.append("allowed_hosts contains *: any Host header is accepted (host-header injection)")
+        for net in self.trusted_proxies:
+            if net.prefixlen == 0:
+                found.append(f"trusted_proxies contains {net}: anyone can forge X-Forwarded-Proto")
+        if self.store is None:
+            found.append("no store: a token sent over plain HTTP is refused but cannot be revoked")
+        return found
+
+    # -- the request --------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        for key in _FORWARDED_KEYS:
+            if key in environ:
+                self._apply_forwarded(environ)
+                break
+
+        if not self._host_allowed(environ):
+            incident = events.emit(environ, DISALLOWED_HOST, "host not in allowed_hosts",
+                                   store=self.store, logger=_log)
+            return problem(environ, 400, "The Host header does not name this service.",
+                           incident=incident)(environ, start_response)
+
+        if environ.get("wsgi.url_scheme") != "https":
+            path = environ.get("PATH_INFO", "")
+            if self.exempt_paths and settings.path_matches(path, self.exempt_paths):
+                return self.app(environ, start_response)
+            return self._refuse_plaintext(environ, start_response)
+
+        hsts = self.hsts
+        secure_cookies = self.secure_cookies
+
+        def https_start_response(status, headers, exc_info=None):
+            headers = list(headers)
+            if hsts is not None and not any(k.lower() == "strict-transport-security" for k, _ in headers):
+                headers.append(("Strict-Transport-Security", hsts))
+            if secure_cookies:
+                headers = [(k, self._secure_cookie(v)) if k.lower() == "set-cookie" else (k, v)
+                           for k, v in headers]
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, https_start_response)
+
+    def _refuse_plaintext(self, environ, start_response):
+        credentials = [key for key in self.credential_keys if environ.get(key)]
+        if credentials:
+            revoked = False
+            token = bearer_token(environ)
+            if token is not None and self.store is not None:
+                try:
+                    revoked = revoke_token(self.store, token)
+                except StoreUnavailable as error:
+                    _log.error("could not revoke a token sent over plain HTTP: %s", error)
+            # Header *names* only: the values are the secrets.
+            incident = events.emit(
+                environ, CREDENTIALS_OVER_PLAINTEXT,
+                "credentials sent over plain HTTP; rotate them", severity="critical",
+                store=self.store, logger=_log,
+                detail={"headers": " ".join(k[5:].replace("_", "-").title() for k in credentials),
+                        "token_revoked": revoked})
+            return problem(environ, 403, "Credentials must only be sent over HTTPS; the ones in this "
+                           "request are no longer valid.", incident=incident)(environ, start_response)
+
+        method = environ.get("REQUEST_METHOD", "GET")
+        if self.redirect and method in _SAFE_METHODS:
+            return redirect_response(self._https_url(environ), self.redirect_status)(environ, start_response)
+        incident = events.emit(environ, PLAINTEXT_REFUSED, "plain HTTP request refused",
+                               severity="info", store=self.store, logger=_log)
+        return problem(environ, 403, "This service is only available over HTTPS.",
+                       incident=incident)(environ, start_response)
+
+    # -- pieces -------------------------------------------------------------------
+
+    def _host_allowed(self, environ) -> bool:
+        host = _host_name(environ)
+        if host is None:
+            return False
+        for allowed in self.allowed_hosts:
+            if allowed == "*" or host == allowed:
+                return True
+            if allowed.startswith(".") and (host == allowed[1:] or host.endswith(allowed)):
+                return True
+        return False
+
+    def _https_url(self, environ) -> str:
+        host = _host_name(environ) or "localhost"
+        port = "" if self.https_port == 443 else f":{self.https_port}"
+        # PATH_INFO is latin-1-decoded bytes (PEP 3333); quote them again as they came.
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        url = f"https://{host}{port}" + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~")
+        query = environ.get("QUERY_STRING")
+        return url + "?" + query if query else url
+
+    def _is_trusted(self, address) -> bool:
+        if not self.trusted_proxies or not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address.strip().strip("[]"))
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted_proxies)
+
+    def _apply_forwarded(self, environ):
+        """Believe forwarded headers from trusted proxies; remove them from anyone else."""
+        original = {key: environ[key] for key in _FORWARDED_KEYS if key in environ}
+        if not self._is_trusted(environ.get("REMOTE_ADDR")):
+            for key in original:
+                del environ[key]
+            environ["wsgisec.https.untrusted_forwarded"] = sorted(original)
+            return
+        environ["wsgisec.https.orig"] = dict(original, **{
+            "wsgi.url_scheme": environ.get("wsgi.url_scheme"), "HTTP_HOST": environ.get("HTTP_HOST"),
+            "REMOTE_ADDR": environ.get("REMOTE_ADDR")})
+        if "HTTP_FORWARDED" in original:
+            proto, host, chain = _parse_forwarded(original["HTTP_FORWARDED"])
+        else:
+            proto = _last(original.get("HTTP_X_FORWARDED_PROTO"))
+            host = _last(original.get("HTTP_X_FORWARDED_HOST"))
+            chain = [part.strip() for part in original.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if proto and proto.lower() in ("http", "https"):
+            environ["wsgi.url_scheme"] = proto.lower()
+        if host:
+            environ["HTTP_HOST"] = host
+        # Walk from the right: the first address that is not one of our proxies is the client.
+        for address in reversed(chain):
+            if not self._is_trusted(address):
+                environ["REMOTE_ADDR"] = address.strip("[]")
+                break
+
+    def _secure_cookie(self, value: str) -> str:
+        parts = [part.strip() for part in value.split(";")]
+        attributes = {part.split("=", 1)[0].strip().lower() for part in parts[1:]}
+        name = parts[0].split("=", 1)[0].strip()
+        if "secure" not in attributes:
+            value += "; Secure"
+        if "httponly" not in attributes and name not in self.cookie_httponly_exempt:
+            value += "; HttpOnly"
+        if "samesite" not in attributes:
+            value += f"; SameSite={self.cookie_samesite}"
+        return value
+
+
+def _host_name(environ) -> str | None:
+    """The host name (lower case, without port) the request names, or None if malformed."""
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = environ.get("SERVER_NAME", "")
+    match = _HOST.match(host.strip().lower())
+    if not match:
+        return None
+    name = match.group(1)
+    return name[:-1] if name.endswith(".") else name
+
+
+def _last(value: str | None) -> str | None:
+    """The rightmost entry of a comma-separated forwarded header (set by our own proxy)."""
+    if not value:
+        return None
+    return value.rsplit(",", 1)[-1].strip() or None
+
+
+def _parse_forwarded(value: str):
+    """RFC 7239: ``for=1.2.3.4;proto=https;host=api.example.com, for=...``."""
+    proto = host = None
+    chain = []
+    for element in value.split(","):
+        pairs = {}
+        for pair in element.split(";"):
+            key, sep, val = pair.partition("=")
+            if sep:
+                pairs[key.strip().lower()] = val.strip().strip('"')
+        if "for" in pairs:
+            chain.append(pairs["for"].rsplit(":", 1)[0] if pairs["for"].count(":") == 1 else pairs["for"])
+        proto = pairs.get("proto", proto)  # the rightmost element that says wins
+        host = pairs.get("host", host)
+    return proto, host, chain
+
+
+def filter_factory(global_conf, **local_conf):
+    """PasteDeploy ``egg:wsgisec#https``."""
+    kw = settings.parse("https", SETTINGS, local_conf, global_conf)
+    kw.setdefault("store", settings.default_store_url(global_conf))
+    kw["redirect_status"] = int(kw["redirect_status"])
+    try:
+        HTTPSOnly(None, **kw)  # validate cross-field rules at start-up
+    except ConfigurationError as error:
+        raise settings.config_error("https", global_conf, str(error)) from None
+
+    return functools.partial(HTTPSOnly, **kw)
+

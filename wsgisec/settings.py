@@ -1,0 +1,310 @@
+"""Turn PasteDeploy's string settings into typed values, or fail at start-up.
+
+Every ini value reaches a filter factory as a string. Each middleware module declares
+``SETTINGS = {key: (parser, default)}`` and its ``filter_factory`` calls :func:`parse`,
+which
+
+* rejects keys it does not know (a typo in a security setting must not silently leave a
+  protection off),
+* converts every value with its parser (defaults are written as ini strings too, so the
+  docs, the example ini files and the code say the same thing), and
+* raises one :class:`ConfigurationError` naming the filter, the file, the key, the value
+  (``<redacted>`` for secrets), what was expected and how to fix it.
+
+Parsers are plain callables ``str -> value`` that raise ``ValueError(expectation)``.
+
+Secrets are written ``env:NAME`` (read from the environment) or ``file:PATH`` (read from a
+file, trailing newline stripped); an inline value is accepted but ``wsgisec check`` warns
+about it, because an ini file is copied, committed and printed far more often than an
+environment variable. A parsed secret is a :class:`Secret`, whose ``repr`` and ``str``
+never show the value: call :meth:`Secret.reveal` where the bytes are really needed.
+
+PasteDeploy pitfalls worth repeating wherever ini files are documented:
+
+* a key that is also set in ``[DEFAULT]`` never reaches a filter's own settings; share a
+  value as ``[DEFAULT] wsgisec_store = ...`` plus ``get store = wsgisec_store``;
+* there are no inline comments: ``max_body = 1MB ; note`` makes the value ``1MB ; note``
+  (which :func:`size` then refuses, loudly);
+* ``%`` must be written ``%%``; keys are case-sensitive.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+
+__all__ = [
+    "ConfigurationError",
+    "Secret",
+    "parse",
+    "boolean",
+    "integer",
+    "duration",
+    "size",
+    "words",
+    "lines",
+    "cidrs",
+    "choice",
+    "secret",
+    "secret_list",
+    "optional",
+    "store_url",
+    "path_prefixes",
+]
+
+
+class ConfigurationError(Exception):
+    """A setting is missing, unknown or has a value we cannot use.
+
+    Raised while the pipeline is being built, never while serving a request.
+    """
+
+
+class Secret:
+    """A secret value that does not show itself in logs, reprs or ``wsgisec check``."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str = "inline"):
+        self._value = value
+        #: ``"env"``, ``"file"`` or ``"inline"``; ``wsgisec check`` warns about inline.
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other):  # pragma: no cover - only used by tests comparing configs
+        return isinstance(other, Secret) and other._value == self._value
+
+    __hash__ = None
+
+
+# -- parsers ------------------------------------------------------------------------
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def boolean(text: str) -> bool:
+    """``true/yes/on/1`` or ``false/no/off/0``; any other word is an error, not False."""
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("true or false")
+
+
+def integer(minimum: int | None = None, maximum: int | None = None):
+    """A parser for a whole number within ``[minimum, maximum]``."""
+
+    def parse_integer(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError("a whole number") from None
+        if minimum is not None and value < minimum:
+            raise ValueError(f"a whole number >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"a whole number <= {maximum}")
+        return value
+
+    return parse_integer
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
+_DURATION_UNITS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> int:
+    """Seconds, written ``300``, ``300s``, ``15m``, ``1h`` or ``30d``."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError("a duration; write 300s, 15m, 1h or 30d")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2,
+               "gb": 1024**3, "gib": 1024**3}
+
+
+def size(text: str) -> int:
+    """Bytes, written ``512``, ``64KB`` or ``1MB`` (binary units: 1KB = 1024 bytes)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError("a size; write 512, 64KB or 1MB")
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+def words(text: str) -> tuple[str, ...]:
+    """A list separated by white space or newlines (commas are allowed too)."""
+    return tuple(word for word in re.split(r"[\s,]+", text) if word)
+
+
+def lines(text: str) -> tuple[str, ...]:
+    """One entry per non-empty line (for rules that contain spaces)."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def cidrs(text: str) -> tuple:
+    """Networks such as ``10.0.0.0/8 192.168.1.7 ::1``; a bare address is a /32 (/128)."""
+    networks = []
+    for word in words(text):
+        try:
+            networks.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            raise ValueError(f"IP networks such as 10.0.0.0/8 or ::1 ({word!r} is not one)") from None
+    return tuple(networks)
+
+
+def choice(*options: str):
+    """A parser that accepts exactly one of ``options`` (case-insensitive)."""
+
+    def parse_choice(text: str) -> str:
+        word = text.strip().lower()
+        if word not in options:
+            raise ValueError("one of " + ", ".join(options))
+        return word
+
+    return parse_choice
+
+
+def optional(parser):
+    """Empty text means None; anything else goes through ``parser``."""
+
+    def parse_optional(text: str):
+        return None if not text.strip() else parser(text)
+
+    parse_optional.secret = getattr(parser, "secret", False)
+    return parse_optional
+
+
+def _read_secret(word: str) -> Secret:
+    if word.startswith("env:"):
+        name = word[4:]
+        if not name:
+            raise ValueError("env:NAME with the name of an environment variable")
+        try:
+            value = os.environ[name]
+        except KeyError:
+            raise ValueError(f"a secret, but environment variable {name} is not set") from None
+        source = "env"
+    elif word.startswith("file:"):
+        path = word[5:]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                value = handle.read().rstrip("\r\n")
+        except OSError as error:
+            raise ValueError(f"a secret, but file {path} cannot be read ({error.strerror})") from None
+        source = "file"
+    else:
+        value, source = word, "inline"
+    if len(value.encode("utf-8")) < 16:
+        raise ValueError("a secret of at least 16 bytes (32 random bytes recommended)")
+    return Secret(value, source)
+
+
+def secret(text: str) -> Secret:
+    """``env:NAME``, ``file:PATH`` or (warned about) the secret itself."""
+    return _read_secret(text.strip())
+
+
+secret.secret = True
+
+
+def secret_list(text: str) -> tuple[Secret, ...]:
+    """Several secrets, oldest first: sign with the last, accept any (key rotation)."""
+    values = tuple(_read_secret(word) for word in words(text))
+    if not values:
+        raise ValueError("at least one secret (env:NAME or file:PATH)")
+    return values
+
+
+secret_list.secret = True
+
+
+def store_url(text: str) -> str:
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``redis://host:port/db``."""
+    url = text.strip()
+    if not (url.startswith("sqlite:///") or url.startswith(("redis://", "rediss://", "unix://"))):
+        raise ValueError("a store URL: sqlite:////absolute/path.sqlite or redis://host:6379/0")
+    return url
+
+
+def path_prefixes(text: str) -> tuple[str, ...]:
+    """URL path prefixes, each starting with ``/``; ``/healthz`` also covers ``/healthz/x``."""
+    prefixes = words(text)
+    for prefix in prefixes:
+        if not prefix.startswith("/"):
+            raise ValueError(f"paths that start with / ({prefix!r} does not)")
+    return prefixes
+
+
+def path_matches(path: str, prefixes) -> bool:
+    """True if ``path`` is one of ``prefixes`` or lies below one of them.
+
+    ``/healthz`` matches ``/healthz`` and ``/healthz/db`` but not ``/healthzz``.
+    """
+    for prefix in prefixes:
+        if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+            return True
+    return False
+
+
+# -- the one entry point for filter factories -----------------------------------------
+
+def parse(filter_name: str, settings: dict, local_conf: dict, global_conf: dict | None = None) -> dict:
+    """Validate ``local_conf`` against ``settings`` and return typed keyword arguments.
+
+    ``settings`` maps each key to ``(parser, default)`` where ``default`` is an ini string
+    (parsed like a user's value) or ``None`` (the keyword is left out, so the class
+    default applies).
+    """
+    where = _where(filter_name, global_conf)
+    unknown = sorted(set(local_conf) - set(settings))
+    if unknown:
+        known = ", ".join(sorted(settings))
+        raise ConfigurationError(
+            f"{where}: unknown setting{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)}; known settings are: {known}"
+        )
+    values = {}
+    for key, (parser, default) in settings.items():
+        text = local_conf.get(key, default)
+        if text is None:
+            continue
+        if not isinstance(text, str):  # a typed value from Python callers
+            values[key] = text
+            continue
+        try:
+            values[key] = parser(text)
+        except ValueError as error:
+            shown = "<redacted>" if getattr(parser, "secret", False) else repr(text)
+            raise ConfigurationError(f"{where}: {key} = {shown} is not valid; expected {error}") from None
+    return values
+
+
+def _where(filter_name: str, global_conf: dict | None) -> str:
+    source = (global_conf or {}).get("__file__")
+    return f"egg:wsgisec#{filter_name} ({source})" if source else f"egg:wsgisec#{filter_name}"
+
+
+def config_error(filter_name: str, global_conf: dict | None, message: str) -> ConfigurationError:
+    """A :class:`ConfigurationError` for a rule that spans several settings."""
+    return ConfigurationError(f"{_where(filter_name, global_conf)}: {message}")
+
+
+def default_store_url(global_conf: dict | None) -> str | None:
+    """The SQLite file beside the ini file, so an example runs with nothing configured."""
+    here = (global_conf or {}).get("here")
+    if not here:
+        return None
+    return "sqlite:///" + os.path.join(here, "wsgisec.sqlite")

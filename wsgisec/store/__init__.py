@@ -1,0 +1,162 @@
+"""Shared state for every worker process, behind one small interface chosen by URL.
+
+What the middlewares keep here: partner clients, access and refresh tokens (by SHA-256
+digest, never in plain text), used nonces, rate-limit counters, security events, and
+whatever else a layer needs to share between processes (signing keys, learned input
+shapes). Everything is a JSON object in a *namespace* under a *key*:
+
+===========================  ===========================================================
+``get(ns, key)``             the value, or None if absent or expired
+``put(ns, key, value, ...)`` create or replace; optional ``ttl`` (seconds) and ``tags``
+``add(ns, key, value, ttl)`` insert only if absent (or expired); True if this call won.
+                             Atomic across processes: used for nonces and single-use
+                             refresh tokens.
+``update(ns, key, fields)``  merge fields into an existing value; False if absent
+``delete(ns, key)``          True if something was deleted
+``delete_tagged(ns, tag)``   delete every key put with that tag (e.g. every token of one
+                             client or one refresh-token family); returns the count
+``keys(ns)`` / ``items(ns)`` every live key / (key, value): for operators, never per request
+``incr(ns, key, window)``    add one to a counter that starts afresh every ``window``
+                             seconds; returns the new count (rate limits)
+``record_event(event)``      append a security event (a JSON object with ``time``)
+``events(...)``              read events back, oldest first
+``purge()``                  drop expired rows (Redis expires on its own)
+===========================  ===========================================================
+
+Backends, selected by :func:`open_store`:
+
+* ``sqlite:////absolute/path.sqlite`` (or ``sqlite:///relative``): the embedded default.
+  WAL journal and a busy timeout make it safe for several worker processes on one host.
+* ``redis://host:6379/0`` (``rediss://`` for TLS, ``?prefix=name:`` to share a database):
+  for several hosts. Uses Redis' own expiry and atomic commands (SET NX PX, INCR).
+
+Failures to reach the backend raise :class:`StoreUnavailable`; callers that make a
+security decision treat it as a refusal (503), never as a pass.
+
+:func:`open_store` keeps one store object per URL per process, opened lazily, so several
+layers naming the same URL share one connection pool, and a pool is never shared across
+a ``fork()``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Iterable, Iterator
+
+__all__ = ["Store", "StoreUnavailable", "open_store"]
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or answered with an error: fail closed."""
+
+
+class Store:
+    """The interface every backend implements (see the module docstring)."""
+
+    url: str
+
+    def get(self, ns: str, key: str) -> dict | None:
+        raise NotImplementedError
+
+    def put(self, ns: str, key: str, value: dict, ttl: float | None = None,
+            tags: Iterable[str] = ()) -> None:
+        raise NotImplementedError
+
+    def add(self, ns: str, key: str, value: dict, ttl: float | None = None,
+            tags: Iterable[str] = ()) -> bool:
+        raise NotImplementedError
+
+    def update(self, ns: str, key: str, fields: dict) -> bool:
+        raise NotImplementedError
+
+    def delete(self, ns: str, key: str) -> bool:
+        raise NotImplementedError
+
+    def delete_tagged(self, ns: str, tag: str) -> int:
+        raise NotImplementedError
+
+    def keys(self, ns: str) -> list[str]:
+        raise NotImplementedError
+
+    def items(self, ns: str) -> Iterator[tuple[str, dict]]:
+        for key in self.keys(ns):
+            value = self.get(ns, key)
+            if value is not None:
+                yield key, value
+
+    def incr(self, ns: str, key: str, window: float) -> int:
+        raise NotImplementedError
+
+    def record_event(self, event: dict) -> None:
+        raise NotImplementedError
+
+    def events(self, since: float | None = None, until: float | None = None,
+               kinds: Iterable[str] | None = None, limit: int = 1000) -> list[dict]:
+        raise NotImplementedError
+
+    def purge(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {redact_url(self.url)}>"
+
+
+def redact_url(url: str) -> str:
+    """Hide a password in ``redis://user:password@host`` before it reaches a log."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        rest = f"{user}:***@{host}" if ":" in credentials else f"***@{host}"
+    return scheme + sep + rest
+
+
+_stores: dict[tuple[str, int], Store] = {}
+_lock = threading.Lock()
+
+
+def open_store(url: str) -> Store:
+    """The process-wide store for ``url``; created on first use in each process."""
+    key = (url, os.getpid())
+    store = _stores.get(key)
+    if store is None:
+        with _lock:
+            store = _stores.get(key)
+            if store is None:
+                store = _stores[key] = _create(url)
+    return store
+
+
+def _create(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .redis import RedisStore  # redis is an optional dependency
+
+        return RedisStore.from_url(url)
+    raise ValueError(f"unsupported store URL {redact_url(url)!r}")
+
+
+class LazyStore:
+    """A store named by URL, opened on first use in each process (after any fork).
+
+    Middlewares keep one of these, so building the pipeline never touches the backend
+    and a pre-forking server's workers each get their own connection.
+    """
+
+    __slots__ = ("url",)
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def __getattr__(self, name):
+        return getattr(open_store(self.url), name)
+
+    def __repr__(self):
+        return f"<LazyStore {redact_url(self.url)}>"

@@ -1,0 +1,159 @@
+"""The multi-host store: Redis, with its own expiry and atomic commands.
+
+``redis://host:6379/0`` (``rediss://`` for TLS; ``?prefix=app1:`` keeps several
+deployments apart in one database; the default prefix is ``wsgisec:``).
+
+Layout, under the prefix:
+
+* ``kv:{ns}:{key}``      the JSON value, with ``PX`` expiry when it has a TTL
+* ``tag:{ns}:{tag}``     a set of keys put with that tag
+* ``ctr:{ns}:{key}``     a counter: ``INCR`` then ``PEXPIRE ... NX`` in one transaction
+* ``events``             a stream (``XADD ... MAXLEN ~``) of security events
+
+``add`` is ``SET NX PX`` (nonces, single-use refresh tokens): exactly one caller in the
+whole cluster wins. Requires the ``redis`` package (``pip install wsgisec[redis]``).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import redis
+
+from . import Store, StoreUnavailable, redact_url
+
+# Enough history for the report collector; older events are trimmed by Redis.
+EVENTS_MAXLEN = 100_000
+
+
+def _ms(ttl: float) -> int:
+    return max(1, int(ttl * 1000))
+
+
+class RedisStore(Store):
+    def __init__(self, client: "redis.Redis", *, url: str, prefix: str = "wsgisec:"):
+        self.client = client
+        self.url = url
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str) -> "RedisStore":
+        parts = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qs(parts.query)
+        prefix = query.pop("prefix", ["wsgisec:"])[0]
+        clean = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, doseq=True)))
+        client = redis.Redis.from_url(clean, socket_timeout=2.0, socket_connect_timeout=2.0,
+                                      health_check_interval=30)
+        return cls(client, url=url, prefix=prefix)
+
+    def _k(self, ns, key):
+        return f"{self.prefix}kv:{ns}:{key}"
+
+    def _t(self, ns, tag):
+        return f"{self.prefix}tag:{ns}:{tag}"
+
+    def _call(self, function, *args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except redis.RedisError as error:
+            raise StoreUnavailable(f"redis store {redact_url(self.url)}: {type(error).__name__}") from error
+
+    @staticmethod
+    def _dump(value):
+        return json.dumps(value, separators=(",", ":"))
+
+    def get(self, ns, key):
+        raw = self._call(self.client.get, self._k(ns, key))
+        return None if raw is None else json.loads(raw)
+
+    def _write(self, ns, key, value, ttl, tags, nx):
+        def transaction(pipe):
+            pipe.set(self._k(ns, key), self._dump(value), px=None if ttl is None else _ms(ttl), nx=nx)
+            for tag in tags:
+                pipe.sadd(self._t(ns, tag), key)
+            return pipe.execute()
+
+        pipe = self.client.pipeline(transaction=True)
+        return self._call(transaction, pipe)
+
+    def put(self, ns, key, value, ttl=None, tags=()):
+        self._write(ns, key, value, ttl, tuple(tags), nx=False)
+
+    def add(self, ns, key, value, ttl=None, tags=()):
+        tags = tuple(tags)
+        won = self._call(self.client.set, self._k(ns, key), self._dump(value),
+                         px=None if ttl is None else _ms(ttl), nx=True)
+        if won and tags:
+            pipe = self.client.pipeline(transaction=False)
+            for tag in tags:
+                pipe.sadd(self._t(ns, tag), key)
+            self._call(pipe.execute)
+        return bool(won)
+
+    def update(self, ns, key, fields):
+        name = self._k(ns, key)
+
+        def merge(pipe):
+            raw = pipe.get(name)
+            if raw is None:
+                return False
+            ttl = pipe.pttl(name)
+            value = json.loads(raw)
+            value.update(fields)
+            pipe.multi()
+            pipe.set(name, self._dump(value), px=ttl if ttl and ttl > 0 else None)
+            return True
+
+        return self._call(self.client.transaction, merge, name, value_from_callable=True)
+
+    def delete(self, ns, key):
+        return bool(self._call(self.client.delete, self._k(ns, key)))
+
+    def delete_tagged(self, ns, tag):
+        tag_key = self._t(ns, tag)
+        members = self._call(self.client.smembers, tag_key)
+        if not members:
+            return 0
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(*[self._k(ns, member.decode()) for member in members])
+        pipe.delete(tag_key)
+        deleted, _ = self._call(pipe.execute)
+        return deleted
+
+    def keys(self, ns):
+        start = len(self._k(ns, ""))
+        names = self._call(lambda: list(self.client.scan_iter(match=self._k(ns, "*"), count=500)))
+        return sorted(name.decode()[start:] for name in names)
+
+    def incr(self, ns, key, window):
+        name = f"{self.prefix}ctr:{ns}:{key}"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(name)
+        pipe.pexpire(name, _ms(window), nx=True)
+        count, _ = self._call(pipe.execute)
+        return int(count)
+
+    def record_event(self, event):
+        self._call(self.client.xadd, f"{self.prefix}events", {"data": self._dump(event)},
+                   maxlen=EVENTS_MAXLEN, approximate=True)
+
+    def events(self, since=None, until=None, kinds=None, limit=1000):
+        low = "-" if since is None else str(int(since * 1000))
+        high = "+" if until is None else str(max(0, int(until * 1000) - 1))
+        kinds = set(kinds or ())
+        # Newest first, so `limit` keeps the most recent, as the SQLite store does.
+        entries = self._call(self.client.xrevrange, f"{self.prefix}events", high, low)
+        found = []
+        for _id, fields in entries:
+            event = json.loads(fields[b"data"])
+            if kinds and event.get("kind") not in kinds:
+                continue
+            found.append(event)
+            if len(found) >= limit:
+                break
+        found.reverse()
+        return found
+
+    def close(self):
+        self.client.close()

@@ -1,0 +1,115 @@
+"""Small pieces of the WSGI contract (PEP 3333) that every layer needs to get right.
+
+* :class:`ClosingIterator` wraps an app's iterable so that ``close()`` always reaches the
+  inner one (even when the client disconnects mid-body) and then runs our own cleanup.
+* :func:`close_iterable` closes an iterable we consumed ourselves.
+* :func:`read_body` reads ``wsgi.input`` with a hard limit and puts the bytes back, so the
+  app still sees a readable ``wsgi.input`` and a correct ``CONTENT_LENGTH``.
+* :func:`header` / :func:`set_header` / :func:`remove_headers` edit a copy of a
+  response header list case-insensitively.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable, Iterable
+
+__all__ = ["ClosingIterator", "close_iterable", "read_body", "BodyTooLarge",
+           "header", "set_header", "remove_headers", "is_secure"]
+
+
+class ClosingIterator:
+    """Iterate over ``iterable`` (or ``chunks``, a transformed view of it) and close it.
+
+    ``close()`` closes the app's iterable in a ``try`` and then runs each callback in the
+    ``finally``, so our cleanup happens even if the app's ``close()`` raises.
+    """
+
+    __slots__ = ("_inner", "_chunks", "_callbacks")
+
+    def __init__(self, iterable: Iterable[bytes], *callbacks: Callable[[], None],
+                 chunks: Iterable[bytes] | None = None):
+        self._inner = iterable
+        self._chunks = iter(chunks if chunks is not None else iterable)
+        self._callbacks = callbacks
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        try:
+            close_iterable(self._inner)
+        finally:
+            for callback in self._callbacks:
+                callback()
+
+
+def close_iterable(iterable) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        close()
+
+
+class BodyTooLarge(Exception):
+    """The request body is longer than the limit (answer 413)."""
+
+
+def read_body(environ: dict, limit: int) -> bytes:
+    """Read the request body, refusing more than ``limit`` bytes, and make it re-readable.
+
+    Decides from ``Content-Length`` first, then enforces the limit while reading (a
+    chunked body has no length). Afterwards ``environ["wsgi.input"]`` is a fresh
+    ``BytesIO`` over the same bytes and ``CONTENT_LENGTH`` is right.
+    """
+    length_text = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    if length_text:
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise ValueError("invalid Content-Length") from None
+        if length < 0:
+            raise ValueError("invalid Content-Length")
+        if length > limit:
+            raise BodyTooLarge(length)
+        body = stream.read(length) if length else b""
+    elif environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            raise BodyTooLarge(len(body))
+    else:
+        body = b""  # no length and not chunked: there is no body (RFC 9112 §6.3)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def header(headers, name: str, default=None):
+    """The first value of header ``name`` (case-insensitive) in a WSGI header list."""
+    lowered = name.lower()
+    for key, value in headers:
+        if key.lower() == lowered:
+            return value
+    return default
+
+
+def set_header(headers: list, name: str, value: str) -> list:
+    """Replace every ``name`` header with one ``name: value``; returns the same list."""
+    lowered = name.lower()
+    headers[:] = [(key, val) for key, val in headers if key.lower() != lowered]
+    headers.append((name, value))
+    return headers
+
+
+def remove_headers(headers: list, names) -> list:
+    lowered = {name.lower() for name in names}
+    headers[:] = [(key, val) for key, val in headers if key.lower() not in lowered]
+    return headers
+
+
+def is_secure(environ: dict) -> bool:
+    """True if the request arrived over TLS (as far as the https layer has decided)."""
+    return environ.get("wsgi.url_scheme") == "https"
