@@ -5,9 +5,10 @@ PasteDeploy filter, ``egg:wsgisec#<name>``. See README.md for the pipeline and D
 for the architecture.
 """
 
+from .errors import ErrorMasker as ErrorMasker
 from .https import HTTPSOnly as HTTPSOnly
 from .settings import ConfigurationError as ConfigurationError
 
-__all__ = ["HTTPSOnly", "ConfigurationError"]
+__all__ = ["ErrorMasker", "HTTPSOnly", "ConfigurationError"]
 
 __version__ = "0.1.0.dev0"

@@ -5,8 +5,9 @@ of wsgisec is that its code stays as it is. On purpose it
 
 * builds JSON by string concatenation (``/api/items``),
 * echoes input into HTML unescaped (``/search``) and into XML (``/api/items.xml``),
-* builds SQL by string formatting and lets database errors escape (``/api/lookup``),
-* has a route that raises (``/api/crash``),
+* builds SQL by string formatting and returns the database error and traceback to the
+  caller (``/api/lookup``),
+* has a route that raises, with exceptions propagating to the server (``/api/crash``),
 * exports CSV without neutralising formulas (``/api/export.csv``),
 * has an HTML form posted with a cookie session (``/notes``),
 * announces itself with ``Server`` and ``X-Powered-By`` headers.
@@ -15,6 +16,7 @@ It trusts ``REMOTE_USER`` and ``environ["wsgisec.scopes"]`` to know who is calli
 """
 
 import sqlite3
+import traceback
 import xml.etree.ElementTree as ElementTree
 
 from flask import Flask, Response, request
@@ -35,6 +37,8 @@ def _db():
 
 def create_app():
     app = Flask(__name__)
+    # Legacy: exceptions escape to the WSGI server instead of Flask's own 500 page.
+    app.config["PROPAGATE_EXCEPTIONS"] = True
     notes = []
 
     @app.after_request
@@ -92,7 +96,12 @@ def create_app():
     def lookup():
         # SQL built by string formatting: a classic injection, and errors leak.
         name = request.args.get("name", "")
-        rows = _db().execute("SELECT id, name FROM items WHERE name = '%s'" % name).fetchall()
+        try:
+            rows = _db().execute("SELECT id, name FROM items WHERE name = '%s'" % name).fetchall()
+        except sqlite3.Error:
+            # "Helpful" legacy error reporting: the database error and the trace go to the caller.
+            return Response('{"error": "' + traceback.format_exc().replace("\n", "\\n").replace('"', "'") + '"}',
+                            mimetype="application/json")
         return Response('{"count": %d}' % len(rows), mimetype="application/json")
 
     @app.get("/api/crash")

@@ -1,0 +1,80 @@
+"""Shared fixtures: the store over every backend, the example pipelines, WSGI validation.
+
+* ``store``: parametrized over ``sqlite`` (a fresh file) and ``redis`` (the real server at
+  ``WSGISEC_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/15``, flushed before and
+  after). Without a reachable server the redis half is *skipped with a reason*, never
+  faked.
+* ``load_example(ini, **global_conf)``: ``paste.deploy.loadapp`` on ``examples/<ini>`` with
+  the store redirected to a temporary file, exactly as ``wsgisec serve`` loads it.
+* ``validated(app)``: ``wsgiref.validate.validator`` around an app, for WebTest.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from wsgiref.validate import validator
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+REDIS_URL = os.environ.get("WSGISEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_available() -> str | None:
+    """None if the test Redis answers, else the reason it does not."""
+    try:
+        import redis
+    except ImportError:
+        return "the redis package is not installed (pip install wsgisec[redis])"
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        return f"no Redis server at {REDIS_URL} ({type(error).__name__}); set WSGISEC_TEST_REDIS_URL"
+    return None
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        from wsgisec.store.sqlite import SQLiteStore
+
+        backend = SQLiteStore(str(tmp_path / "store.sqlite"))
+        yield backend
+        backend.close()
+        return
+    reason = redis_available()
+    if reason:
+        pytest.skip(f"Redis store tests need a real server: {reason}")
+    import redis
+
+    from wsgisec.store.redis import RedisStore
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    backend = RedisStore.from_url(REDIS_URL)
+    yield backend
+    backend.client.flushdb()
+    backend.close()
+
+
+@pytest.fixture
+def store_url(tmp_path):
+    """A fresh SQLite store URL for an example pipeline."""
+    return "sqlite:///" + str(tmp_path / "wsgisec.sqlite")
+
+
+@pytest.fixture
+def load_example(store_url):
+    from wsgisec import pipeline
+
+    def load(ini: str, name: str = "main", **global_conf):
+        global_conf.setdefault("wsgisec_store", store_url)
+        return pipeline.load(str(EXAMPLES / ini), name=name, global_conf=global_conf)
+
+    return load
+
+
+def validated(app):
+    """``wsgiref.validate`` around ``app``: any breach of PEP 3333 raises in the test."""
+    return validator(app)

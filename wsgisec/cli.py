@@ -1,0 +1,223 @@
+"""The ``wsgisec`` command: serve and check a pipeline, and the operators' verbs.
+
+``wsgisec serve CONFIG [--host H] [--port P] [--name main]``
+    Load ``[pipeline:main]`` (or ``[app:main]``) from the ini file and serve it: with the
+    ini's ``[server:main]`` section if there is one, else with waitress on
+    127.0.0.1:8080. ``--host``/``--port`` override either.
+
+``wsgisec check CONFIG [--name main]``
+    Load the pipeline without serving it, print the stack outermost first with each
+    layer's effective settings (secrets as ``***``), then warnings about insecure choices
+    (in the spirit of Django's ``check --deploy``). Exit status: 0 clean, 1 warned,
+    2 configuration error.
+
+Other verbs (``client ...``, ``token ...``, ``learn``) are contributed by the layers that
+own the state they manage: a module ``wsgisec/<layer>_cli.py`` with a function
+``register(cli)`` that calls :meth:`CLI.command`. Every such verb takes ``--config``
+(default: the ``WSGISEC_CONFIG`` environment variable) to find the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+
+from . import pipeline
+from .settings import ConfigurationError, Secret
+
+__all__ = ["main", "CLI"]
+
+EXIT_OK, EXIT_WARNED, EXIT_CONFIG = 0, 1, 2
+
+# Layers that contribute operator verbs, as wsgisec/<name>_cli.py modules.
+_CLI_PROVIDERS = ("token_auth", "signed_requests", "whitelist", "reports")
+
+# Layers the check expects in this order (outermost first) when they are present.
+_RECOMMENDED_ORDER = ("error_masker", "https", "reports", "token_auth", "signed_requests",
+                      "whitelist", "escaping")
+
+
+class CLI:
+    """The argument parser, with named groups (``client``, ``token``) providers add to."""
+
+    def __init__(self):
+        self.parser = argparse.ArgumentParser(
+            prog="wsgisec", description="Security practices for partner APIs, as WSGI middleware.")
+        self.subparsers = self.parser.add_subparsers(dest="command", metavar="COMMAND")
+        self.subparsers.required = True
+        self._groups: dict[str, argparse._SubParsersAction] = {}
+
+    def group(self, name: str, help: str):
+        if name not in self._groups:
+            parser = self.subparsers.add_parser(name, help=help)
+            sub = parser.add_subparsers(dest=f"{name}_command", metavar="VERB")
+            sub.required = True
+            self._groups[name] = sub
+        return self._groups[name]
+
+    def command(self, group: str | None, name: str, help: str, handler,
+                group_help: str = "") -> argparse.ArgumentParser:
+        """Add ``wsgisec [group] name``; ``handler(args) -> exit status``."""
+        target = self.group(group, group_help or f"{group} commands") if group else self.subparsers
+        parser = target.add_parser(name, help=help, description=help)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    @staticmethod
+    def add_config_argument(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--config", default=os.environ.get("WSGISEC_CONFIG"),
+                            required=not os.environ.get("WSGISEC_CONFIG"),
+                            help="the PasteDeploy ini file (default: $WSGISEC_CONFIG)")
+        parser.add_argument("--name", default="main", help="pipeline or app section (default: main)")
+
+
+def load_stack(args):
+    """The pipeline named by ``args.config``/``args.name``; ConfigurationError propagates."""
+    return pipeline.load(args.config, name=getattr(args, "name", "main"))
+
+
+def find_layer_or_exit(args, layer_type, what: str):
+    """The layer of ``layer_type`` in the configured stack, or exit 2 with a clear message."""
+    try:
+        app = load_stack(args)
+    except ConfigurationError as error:
+        print(f"wsgisec: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    layer = pipeline.find_layer(app, layer_type)
+    if layer is None:
+        print(f"wsgisec: {args.config} has no {what} layer in [pipeline:{args.name}]", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    return layer
+
+
+def print_json(value) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+# -- serve --------------------------------------------------------------------------
+
+def _serve(args) -> int:
+    from paste.deploy import loadwsgi
+
+    try:
+        app = load_stack(args)
+    except ConfigurationError as error:
+        print(f"wsgisec: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    uri = pipeline.config_uri(args.config)
+    try:
+        context = loadwsgi.loadcontext(loadwsgi.SERVER, uri, name=args.name)
+    except LookupError:
+        context = None
+    overrides = {key: str(value) for key, value in (("host", args.host), ("port", args.port)) if value}
+    if context is not None:
+        if "waitress" in str(context.object):
+            # Our error_masker removes the app's Server header; don't let waitress add one.
+            context.local_conf.setdefault("ident", "")
+        context.local_conf.update(overrides)
+        server = context.create()
+        print(f"wsgisec: serving {args.config} with [server:{args.name}]", file=sys.stderr)
+        server(app)
+        return EXIT_OK
+    import waitress
+
+    host = args.host or "127.0.0.1"
+    port = int(args.port or 8080)
+    print(f"wsgisec: serving {args.config} on http://{host}:{port}/ (waitress)", file=sys.stderr)
+    waitress.serve(app, host=host, port=port, ident="")
+    return EXIT_OK
+
+
+# -- check --------------------------------------------------------------------------
+
+def _shown(value):
+    if isinstance(value, Secret):
+        return "***"
+    if isinstance(value, (list, tuple)):
+        if any(isinstance(item, Secret) for item in value):
+            return ["***" for _ in value]
+        return [str(item) for item in value]
+    return value
+
+
+def _inline_secrets(settings: dict):
+    for key, value in settings.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(item, Secret) and item.source == "inline" for item in values):
+            yield key
+
+
+def _check(args) -> int:
+    try:
+        app = load_stack(args)
+    except ConfigurationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    chain = pipeline.layers(app)
+    warnings = []
+    print(f"{args.config} [{args.name}], outermost first:")
+    for position, layer in enumerate(chain, 1):
+        name = getattr(type(layer), "wsgisec_layer", None)
+        if not name:
+            print(f"{position}. application: {layer!r}")
+            continue
+        print(f"{position}. {name} ({type(layer).__module__}.{type(layer).__name__})")
+        for key, value in sorted(layer.settings.items()):
+            print(f"     {key} = {json.dumps(_shown(value), default=str)}")
+        warnings.extend(f"{name}: {text}" for text in layer.warnings())
+        warnings.extend(f"{name}: {key} is written inline in the ini file; use env:NAME or file:PATH"
+                        for key in _inline_secrets(layer.settings))
+    names = [type(layer).wsgisec_layer for layer in chain if getattr(type(layer), "wsgisec_layer", None)]
+    present = [name for name in _RECOMMENDED_ORDER if name in names]
+    actual = [name for name in names if name in _RECOMMENDED_ORDER]
+    if present != actual:
+        warnings.append("pipeline order is " + " -> ".join(actual) + "; recommended: " + " -> ".join(present))
+    if "error_masker" in names and names[0] != "error_masker":
+        warnings.append("error_masker is not the outermost layer: failures in the layers outside it are not masked")
+    if not names:
+        warnings.append("no wsgisec layer in this pipeline")
+    if warnings:
+        print("\nwarnings:")
+        for text in warnings:
+            print(f"  - {text}")
+        return EXIT_WARNED
+    print("\nno warnings")
+    return EXIT_OK
+
+
+# -- entry point --------------------------------------------------------------------
+
+def build() -> CLI:
+    cli = CLI()
+    serve = cli.command(None, "serve", "serve the pipeline of an ini file", _serve)
+    serve.add_argument("config", help="the PasteDeploy ini file")
+    serve.add_argument("--name", default="main", help="pipeline/app and server section name")
+    serve.add_argument("--host", help="listen address (overrides [server:main])")
+    serve.add_argument("--port", type=int, help="listen port (overrides [server:main])")
+    check = cli.command(None, "check", "load a pipeline and report insecure settings", _check)
+    check.add_argument("config", help="the PasteDeploy ini file")
+    check.add_argument("--name", default="main", help="pipeline or app section (default: main)")
+    for provider in _CLI_PROVIDERS:
+        module_name = f"wsgisec.{provider}_cli"
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(cli)
+    return cli
+
+
+def main(argv=None) -> int:
+    cli = build()
+    args = cli.parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigurationError as error:
+        print(f"wsgisec: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
