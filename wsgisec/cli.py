@@ -3,7 +3,10 @@
 ``wsgisec serve CONFIG [--host H] [--port P] [--name main]``
     Load ``[pipeline:main]`` (or ``[app:main]``) from the ini file and serve it: with the
     ini's ``[server:main]`` section if there is one, else with waitress on
-    127.0.0.1:8080. ``--host``/``--port`` override either.
+    127.0.0.1:8080. ``--host``/``--port`` override either. With waitress, unless the ini
+    says otherwise, no ``Server`` header is added and ``X-Forwarded-*`` headers are left
+    for the https layer's ``trusted_proxies`` to judge (waitress would otherwise drop
+    them all): proxy trust is configured in one place.
 
 ``wsgisec check CONFIG [--name main]``
     Load the pipeline without serving it, print the stack outermost first with each
@@ -101,6 +104,13 @@ def print_json(value) -> None:
 
 # -- serve --------------------------------------------------------------------------
 
+# Unless the ini's [server:main] says otherwise:
+# - ident: our error_masker removes the app's Server header; waitress should not add one;
+# - clear_untrusted_proxy_headers: waitress would drop X-Forwarded-* before the https layer
+#   sees them; the https layer's trusted_proxies decides (and removes untrusted ones).
+#   Configure proxy trust in one place: here, wsgisec's https layer.
+_WAITRESS_DEFAULTS = {"ident": "", "clear_untrusted_proxy_headers": "false"}
+
 def _serve(args) -> int:
     from paste.deploy import loadwsgi
 
@@ -116,9 +126,9 @@ def _serve(args) -> int:
         context = None
     overrides = {key: str(value) for key, value in (("host", args.host), ("port", args.port)) if value}
     if context is not None:
-        if "waitress" in str(context.object):
-            # Our error_masker removes the app's Server header; don't let waitress add one.
-            context.local_conf.setdefault("ident", "")
+        if getattr(context.object, "__module__", "").startswith("waitress"):
+            context.local_conf.update({key: value for key, value in _WAITRESS_DEFAULTS.items()
+                                       if key not in context.local_conf})
         context.local_conf.update(overrides)
         server = context.create()
         print(f"wsgisec: serving {args.config} with [server:{args.name}]", file=sys.stderr)
@@ -129,7 +139,7 @@ def _serve(args) -> int:
     host = args.host or "127.0.0.1"
     port = int(args.port or 8080)
     print(f"wsgisec: serving {args.config} on http://{host}:{port}/ (waitress)", file=sys.stderr)
-    waitress.serve(app, host=host, port=port, ident="")
+    waitress.serve(app, host=host, port=port, **_WAITRESS_DEFAULTS)
     return EXIT_OK
 
 

@@ -102,7 +102,9 @@ SETTINGS = {
 # One alternation, one pass over the body; each branch names the kind of leak.
 # Bounded repetitions only, so a hostile body cannot make the scan slow.
 _LEAK_PATTERNS = {
-    "python-traceback": rb'Traceback \(most recent call last\)|File "[^"\n]{1,300}", line \d{1,7}, in ',
+    # Also inside a JSON string (escaped quotes) or re-quoted with ' by a legacy app.
+    "python-traceback": rb"Traceback \(most recent call last\)"
+                        rb"|File \\?[\"'][^\"'\n]{1,300}\\?[\"'], line \d{1,7}, in ",
     "werkzeug-debugger": rb"Werkzeug Debugger|The debugger caught an exception in your WSGI application|\?__debugger__=",
     "django-debug": rb"You(?:'|&#x27;|&#39;)re seeing this error because you have <code>DEBUG = True</code>"
                     rb"|<th>Exception Value:</th>",
@@ -110,7 +112,7 @@ _LEAK_PATTERNS = {
     "bottle-debug": rb"<h2>Traceback:</h2>",
     "sqlite-error": rb"sqlite3\.(?:Operational|Integrity|Programming|Database)Error"
                     rb'|near "[^"\n]{0,100}": syntax error|no such (?:table|column): |unrecognized token: "',
-    "postgresql-error": rb"psycopg2?\.(?:errors\.)?\w{0,60}Error|syntax error at or near \"|PG::\w{0,60}Error"
+    "postgresql-error": rb"psycopg2?\.(?:errors|extensions)\.\w{1,60}|psycopg2?\.\w{0,40}Error|syntax error at or near \"|PG::\w{0,60}Error"
                         rb"|unterminated quoted string at or near|relation \"[^\"\n]{1,100}\" does not exist",
     "mysql-error": rb"You have an error in your SQL syntax|MySQLdb\._exceptions|pymysql\.err\."
                    rb"|Warning: mysql_|SQLSTATE\[[0-9A-Z]{5}\]|MariaDB server version for the right syntax",

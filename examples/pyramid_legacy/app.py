@@ -22,7 +22,7 @@ def list_orders(request):
     found = [order for order in ORDERS if not sku or order["sku"] == sku]
     body = '{"sku": "' + sku + '", "orders": [' + ", ".join(
         '{"id": %d, "sku": "%s", "quantity": %d}' % (o["id"], o["sku"], o["quantity"]) for o in found) + "]}"
-    response = Response(body, content_type="application/json")
+    response = Response(body, content_type="application/json", charset="utf-8")
     response.headers["X-Powered-By"] = "Pyramid/2"
     return response
 
@@ -31,7 +31,7 @@ def orders_xml(request):
     sku = request.params.get("sku", "")
     body = '<?xml version="1.0"?><orders sku="' + sku + '">' + "".join(
         '<order id="%d">%s</order>' % (o["id"], o["sku"]) for o in ORDERS) + "</orders>"
-    return Response(body, content_type="application/xml")
+    return Response(body, content_type="application/xml", charset="utf-8")
 
 
 def greet(request):

@@ -1,0 +1,210 @@
+"""https: redirect or refuse plain HTTP, HSTS, trusted proxies, allowed hosts, cookies."""
+
+import json
+
+import pytest
+from webtest import TestApp
+
+from conftest import validated
+from wsgisec import credentials
+from wsgisec.https import HTTPSOnly, filter_factory
+from wsgisec.settings import ConfigurationError, cidrs
+
+
+def app_with_cookies(environ, start_response):
+    start_response("200 OK", [
+        ("Content-Type", "application/json"),
+        ("Set-Cookie", "session=abc; Path=/"),
+        ("Set-Cookie", "prefs=dark; Path=/; SameSite=Strict; Secure"),
+        ("Set-Cookie", "js_visible=1; Path=/"),
+    ])
+    seen = {key: environ.get(key) for key in ("wsgi.url_scheme", "HTTP_HOST", "REMOTE_ADDR",
+                                               "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_FOR")}
+    return [json.dumps(seen).encode()]
+
+
+def make(store=None, **kw):
+    kw.setdefault("allowed_hosts", ("api.example.com", "localhost"))
+    return TestApp(validated(HTTPSOnly(app_with_cookies, store=store, **kw)),
+                   extra_environ={"HTTP_HOST": "api.example.com", "REMOTE_ADDR": "203.0.113.9"})
+
+
+HTTPS = {"wsgi.url_scheme": "https"}
+
+
+@pytest.mark.parametrize("path, location", [
+    pytest.param("/api/items", "https://api.example.com/api/items", id="path"),
+    pytest.param("/api/items?q=a%20b&x=1", "https://api.example.com/api/items?q=a%20b&x=1", id="query-kept"),
+    pytest.param("/a%2Fb/caf%C3%A9", "https://api.example.com/a/b/caf%C3%A9", id="path-requoted"),
+    pytest.param("//evil.example/x", "https://api.example.com//evil.example/x", id="no-open-redirect"),
+])
+def test_plain_get_is_redirected_preserving_path_and_query(path, location):
+    response = make().get(path, status=301)
+    assert response.headers["Location"] == location
+
+
+def test_head_is_redirected_and_308_is_configurable():
+    response = make(redirect_status=308).head("/x", status=308)
+    assert response.headers["Location"] == "https://api.example.com/x"
+
+
+def test_redirect_to_a_non_default_port():
+    response = make(https_port=8443).get("/x", status=301)
+    assert response.headers["Location"] == "https://api.example.com:8443/x"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_unsafe_plain_http_is_refused_not_redirected(method):
+    response = make().request("/api/items", method=method, body=b"{}", status=403,
+                              headers={"Content-Type": "application/json"})
+    assert "Location" not in response.headers
+    assert response.json["status"] == 403 and response.json["incident_id"] == response.headers["X-Incident-Id"]
+
+
+def test_redirect_off_refuses_get_too():
+    make(redirect=False).get("/x", status=403)
+
+
+def test_bearer_token_over_plain_http_is_revoked_and_reported(store, caplog):
+    token = credentials.new_token()
+    store.put(credentials.TOKENS, credentials.digest(token), {"client_id": "c1"}, ttl=600)
+    response = make(store=store).get("/api/items", headers={"Authorization": f"Bearer {token}"}, status=403)
+    assert store.get(credentials.TOKENS, credentials.digest(token)) is None
+    [event] = store.events(kinds=["credentials-over-plaintext"])
+    assert event["severity"] == "critical" and event["detail"]["token_revoked"] is True
+    assert event["incident_id"] == response.json["incident_id"]
+    assert token not in caplog.text and token not in json.dumps(event)
+
+
+def test_request_token_header_over_plain_http_is_refused_and_reported(store):
+    make(store=store).get("/x", headers={"X-Request-Token": "anything"}, status=403)
+    [event] = store.events(kinds=["credentials-over-plaintext"])
+    assert event["detail"]["headers"] == "X-Request-Token"
+
+
+def test_https_response_gets_hsts_and_passes_through():
+    response = make().get("/x", extra_environ=HTTPS, status=200)
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+@pytest.mark.parametrize("kw, header", [
+    pytest.param({"hsts_max_age": 600}, "max-age=600", id="short"),
+    pytest.param({"hsts_include_subdomains": True}, "max-age=31536000; includeSubDomains", id="subdomains"),
+    pytest.param({"hsts_include_subdomains": True, "hsts_preload": True},
+                 "max-age=31536000; includeSubDomains; preload", id="preload"),
+])
+def test_hsts_variants(kw, header):
+    assert make(**kw).get("/x", extra_environ=HTTPS).headers["Strict-Transport-Security"] == header
+
+
+def test_hsts_off_sends_nothing():
+    assert "Strict-Transport-Security" not in make(hsts_max_age=0).get("/x", extra_environ=HTTPS).headers
+
+
+@pytest.mark.parametrize("kw", [
+    pytest.param({"hsts_preload": True, "hsts_include_subdomains": False}, id="no-subdomains"),
+    pytest.param({"hsts_preload": True, "hsts_include_subdomains": True, "hsts_max_age": 86400}, id="short-age"),
+])
+def test_preload_requires_hstspreload_org_rules(kw):
+    with pytest.raises(ConfigurationError, match="hstspreload.org"):
+        HTTPSOnly(app_with_cookies, **kw)
+
+
+def test_cookies_gain_secure_httponly_and_samesite():
+    response = make(cookie_httponly_exempt=("js_visible",)).get("/x", extra_environ=HTTPS)
+    cookies = response.headers.getall("Set-Cookie")
+    assert cookies[0] == "session=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
+    assert cookies[1] == "prefs=dark; Path=/; SameSite=Strict; Secure; HttpOnly"
+    assert cookies[2] == "js_visible=1; Path=/; Secure; SameSite=Lax"
+
+
+def test_cookies_untouched_when_disabled():
+    response = make(secure_cookies=False).get("/x", extra_environ=HTTPS)
+    assert response.headers.getall("Set-Cookie")[0] == "session=abc; Path=/"
+
+
+@pytest.mark.parametrize("host, allowed", [
+    pytest.param("api.example.com", True, id="listed"),
+    pytest.param("API.EXAMPLE.COM:443", True, id="case-and-port"),
+    pytest.param("api.example.com.", True, id="trailing-dot"),
+    pytest.param("evil.example", False, id="unlisted"),
+    pytest.param("api.example.com@evil.example", False, id="userinfo-trick"),
+    pytest.param("api.example.com/evil", False, id="path-in-host"),
+])
+def test_allowed_hosts(host, allowed):
+    app = make()
+    environ = dict(HTTPS, HTTP_HOST=host)
+    if allowed:
+        app.get("/x", extra_environ=environ, status=200)
+    else:
+        response = app.get("/x", extra_environ=environ, status=400)
+        assert host.encode() not in response.body
+
+
+def test_without_host_header_the_server_name_is_checked():
+    """HTTP/1.0 requests have no Host; PEP 3333 URL reconstruction uses SERVER_NAME."""
+    make().get("/x", extra_environ=dict(HTTPS, HTTP_HOST="", SERVER_NAME="localhost"), status=200)
+    make().get("/x", extra_environ=dict(HTTPS, HTTP_HOST="", SERVER_NAME="internal-7"), status=400)
+
+
+def test_allowed_hosts_wildcards():
+    app = make(allowed_hosts=(".example.com",))
+    app.get("/x", extra_environ=dict(HTTPS, HTTP_HOST="a.b.example.com"), status=200)
+    app.get("/x", extra_environ=dict(HTTPS, HTTP_HOST="example.com"), status=200)
+    app.get("/x", extra_environ=dict(HTTPS, HTTP_HOST="badexample.com"), status=400)
+    make(allowed_hosts=("*",)).get("/x", extra_environ=dict(HTTPS, HTTP_HOST="anything.test"), status=200)
+
+
+def test_ipv6_host():
+    make(allowed_hosts=("[::1]",)).get("/x", extra_environ=dict(HTTPS, HTTP_HOST="[::1]:8080"), status=200)
+
+
+def test_forwarded_headers_from_untrusted_clients_are_ignored_and_removed():
+    app = make(trusted_proxies=cidrs("10.0.0.0/8"))
+    response = app.get("/x", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "1.2.3.4"}, status=301)
+    assert response.headers["Location"].startswith("https://")  # still treated as plain HTTP
+    seen = app.get("/x", extra_environ=HTTPS, headers={"X-Forwarded-For": "1.2.3.4"}).json
+    assert seen["HTTP_X_FORWARDED_FOR"] is None and seen["REMOTE_ADDR"] == "203.0.113.9"
+
+
+def test_x_forwarded_from_a_trusted_proxy_counts_hops_from_the_right():
+    app = make(trusted_proxies=cidrs("10.0.0.0/8"))
+    seen = app.get("/x", extra_environ={"REMOTE_ADDR": "10.1.2.3"}, headers={
+        "X-Forwarded-Proto": "https", "X-Forwarded-For": "6.6.6.6, 198.51.100.7, 10.9.9.9",
+        "X-Forwarded-Host": "api.example.com"}).json
+    assert seen["wsgi.url_scheme"] == "https"
+    assert seen["REMOTE_ADDR"] == "198.51.100.7"  # not the client-written leftmost entry
+
+
+def test_rfc7239_forwarded_from_a_trusted_proxy():
+    app = make(trusted_proxies=cidrs("10.0.0.0/8"))
+    seen = app.get("/x", extra_environ={"REMOTE_ADDR": "10.1.2.3"}, headers={
+        "Forwarded": 'for=192.0.2.60;proto=https;host="api.example.com", for=10.0.0.5'}).json
+    assert seen["wsgi.url_scheme"] == "https" and seen["REMOTE_ADDR"] == "192.0.2.60"
+
+
+def test_forwarded_host_is_still_checked_against_allowed_hosts():
+    app = make(trusted_proxies=cidrs("10.0.0.0/8"))
+    app.get("/x", extra_environ={"REMOTE_ADDR": "10.1.2.3"},
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}, status=400)
+
+
+def test_exempt_paths_are_served_over_plain_http():
+    app = make(exempt_paths=("/healthz",))
+    app.get("/healthz", status=200)
+    app.get("/healthz/db", status=200)
+    app.get("/healthzz", status=301)
+
+
+def test_warnings_name_insecure_choices():
+    layer = HTTPSOnly(app_with_cookies, hsts_max_age=0, redirect=False, allowed_hosts=("*",),
+                      trusted_proxies=cidrs("0.0.0.0/0"))
+    text = " ".join(layer.warnings())
+    for expected in ("HSTS is off", "redirect is off", "allowed_hosts contains *", "0.0.0.0/0", "no store"):
+        assert expected in text
+
+
+def test_filter_factory_defaults_the_store_beside_the_ini(tmp_path):
+    layer = filter_factory({"here": str(tmp_path)})(app_with_cookies)
+    assert layer.store.url == "sqlite:///" + str(tmp_path / "wsgisec.sqlite")
+    assert layer.settings["redirect_status"] == 301
