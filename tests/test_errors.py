@@ -171,6 +171,13 @@ def test_find_leak(body, kind):
     assert find_leak(body) == kind
 
 
+@pytest.mark.parametrize("body, kind", LEAKS)
+def test_every_leak_kind_passes_the_fast_prefilter(body, kind):
+    from wsgisec.errors import _NEEDLES
+
+    assert any(needle in body for needle in _NEEDLES)
+
+
 @pytest.mark.parametrize("body", [
     pytest.param(b'{"items": [{"id": 1, "name": "Widget"}]}', id="json"),
     pytest.param(b"<p>Our file format: see the docs. Select the error you see from the list.</p>", id="prose"),

@@ -125,24 +125,36 @@ _LEAK_PATTERNS = {
     "server-path": rb"/(?:site|dist)-packages/|/usr/(?:local/)?lib/python3",
 }
 
+# Python's regex engine tries every branch at every position (~170 µs for 2 KB), while
+# ``needle in body`` runs at memory speed. So a body is searched with the full
+# expression only if it contains one of these substrings, and every branch above
+# needs at least one of them to match (test_errors checks that each sample leak
+# passes the filter).
+_NEEDLES = (b"Traceback", b", line ", b"rror", b"ebug", b"DEBUG", b"xception", b"no such ",
+            b"unrecognized token", b"quot", b"ORA-", b"SQLSTATE[", b"does not exist", b"\tat ",
+            b"-packages/", b"/lib/python")
+
 _TEXT_TYPES = ("text/", "application/json", "application/problem+json", "application/xml",
                "application/javascript", "application/xhtml+xml", "application/ld+json")
 
 
-def _compile(extra_patterns=()) -> re.Pattern:
-    branches = [b"(?P<%s>%s)" % (name.replace("-", "_").encode(), pattern)
-                for name, pattern in _LEAK_PATTERNS.items()]
-    for number, pattern in enumerate(extra_patterns):
-        branches.append(b"(?P<extra_%d>%s)" % (number, pattern.encode("utf-8")))
-    return re.compile(b"|".join(branches))
+def _compile(patterns: dict) -> re.Pattern:
+    return re.compile(b"|".join(b"(?P<%s>%s)" % (name.replace("-", "_").encode(), pattern)
+                                for name, pattern in patterns.items()))
 
 
-_DEFAULT_LEAKS = _compile()
+_DEFAULT_LEAKS = _compile(_LEAK_PATTERNS)
 
 
-def find_leak(body: bytes, pattern: re.Pattern = _DEFAULT_LEAKS) -> str | None:
+def find_leak(body: bytes, extra: re.Pattern | None = None) -> str | None:
     """The kind of leak in ``body`` (e.g. ``"sqlite-error"``), or None."""
-    match = pattern.search(body)
+    match = None
+    for needle in _NEEDLES:
+        if needle in body:
+            match = _DEFAULT_LEAKS.search(body)
+            break
+    if match is None and extra is not None:
+        match = extra.search(body)
     return match.lastgroup.replace("_", "-") if match else None
 
 
@@ -185,7 +197,9 @@ class ErrorMasker(Layer):
         self.log_body_limit = log_body_limit
         self.strip = frozenset(name.lower() for name in strip_headers)
         try:
-            self.leaks = _compile(extra_leak_patterns) if extra_leak_patterns else _DEFAULT_LEAKS
+            self.extra_leaks = _compile({f"extra-{number}": pattern.encode("utf-8")
+                                         for number, pattern in enumerate(extra_leak_patterns)}) \
+                if extra_leak_patterns else None
         except re.error as error:
             raise settings.ConfigurationError(f"extra_leak_patterns: {error}") from None
         self.store = LazyStore(store) if isinstance(store, str) else store
@@ -234,7 +248,7 @@ class ErrorMasker(Layer):
                 if held is None:  # the body failed while we held it
                     return self._exception(environ, start_response, sys.exc_info(), "before the response")
                 buffered, complete = held
-                leak = find_leak(b"".join(buffered), self.leaks)
+                leak = find_leak(b"".join(buffered), self.extra_leaks)
                 if leak is not None:
                     return self._mask_body(environ, start_response, iterable, chunks, buffered, 500,
                                            headers, f"response leaks {leak}", LEAK_MASKED, leak=leak)
