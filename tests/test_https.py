@@ -143,8 +143,13 @@ def test_allowed_hosts(host, allowed):
 
 def test_without_host_header_the_server_name_is_checked():
     """HTTP/1.0 requests have no Host; PEP 3333 URL reconstruction uses SERVER_NAME."""
-    make().get("/x", extra_environ=dict(HTTPS, HTTP_HOST="", SERVER_NAME="localhost"), status=200)
-    make().get("/x", extra_environ=dict(HTTPS, HTTP_HOST="", SERVER_NAME="internal-7"), status=400)
+    layer = HTTPSOnly(app_with_cookies, allowed_hosts=("localhost",))
+    for server_name, expected in (("localhost", "200 OK"), ("internal-7", "400 Bad Request")):
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/x", "SERVER_NAME": server_name,
+                   "SERVER_PORT": "443", "wsgi.url_scheme": "https"}
+        statuses = []
+        layer(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        assert statuses == [expected]
 
 
 def test_allowed_hosts_wildcards():
