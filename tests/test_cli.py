@@ -86,6 +86,7 @@ def served(tmp_path):
         wait_for(f"http://127.0.0.1:{port}/healthz")
         return f"http://127.0.0.1:{port}"
 
+    serve.processes = processes
     yield serve
     for process in processes:
         process.terminate()
@@ -93,7 +94,11 @@ def served(tmp_path):
 
 
 def test_serve_runs_a_real_server_with_masking_and_redirects(served):
-    base = served("pyramid_legacy.ini")
+    exercise(served("pyramid_legacy.ini"))
+
+
+def exercise(base):
+    """Talk to a served pyramid_legacy.ini as a client would; returns the 500's incident id."""
     health = urllib.request.urlopen(base + "/healthz")
     assert health.read() == b"ok\n"
     assert "Server" not in health.headers  # neither the app's nor waitress' own
@@ -109,7 +114,19 @@ def test_serve_runs_a_real_server_with_masking_and_redirects(served):
         urllib.request.urlopen(request)
     body = failed.value.read().decode()
     assert failed.value.code == 500 and "monthly_report" not in body
-    assert failed.value.headers["X-Incident-Id"] in body
+    incident = failed.value.headers["X-Incident-Id"]
+    assert incident in body
+    return incident
+
+
+def test_serve_logs_through_the_ini_logging_sections(served):
+    incident = exercise(served("pyramid_legacy.ini"))
+    process = served.processes[-1]
+    process.terminate()
+    output = process.communicate(timeout=10)[0].decode()
+    # [formatter_plain] of pyramid_legacy.ini, and the operator gets the detail
+    assert f'ERROR [wsgisec.events.errors] {{"kind":"exception-masked"' in output
+    assert f"incident {incident}" in output and "monthly_report" in output
 
 
 def test_serve_reports_a_configuration_error(tmp_path):

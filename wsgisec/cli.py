@@ -3,7 +3,10 @@
 ``wsgisec serve CONFIG [--host H] [--port P] [--name main]``
     Load ``[pipeline:main]`` (or ``[app:main]``) from the ini file and serve it: with the
     ini's ``[server:main]`` section if there is one, else with waitress on
-    127.0.0.1:8080. ``--host``/``--port`` override either. With waitress, unless the ini
+    127.0.0.1:8080. ``--host``/``--port`` override either. Logging comes from the ini's
+    ``[loggers]``/``[handlers]``/``[formatters]`` sections when it has them (security
+    events are on ``wsgisec.events``, masked bodies on ``wsgisec.errors``), else INFO and
+    above go to stderr. With waitress, unless the ini
     says otherwise, no ``Server`` header is added and ``X-Forwarded-*`` headers are left
     for the https layer's ``trusted_proxies`` to judge (waitress would otherwise drop
     them all): proxy trust is configured in one place.
@@ -111,9 +114,25 @@ def print_json(value) -> None:
 #   Configure proxy trust in one place: here, wsgisec's https layer.
 _WAITRESS_DEFAULTS = {"ident": "", "clear_untrusted_proxy_headers": "false"}
 
+def setup_logging(config: str) -> None:
+    """The ini's ``[loggers]`` sections if it has them (as pserve does), else INFO to stderr."""
+    import configparser
+    import logging.config
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(config)
+    if parser.has_section("loggers"):
+        path = os.path.abspath(config)
+        logging.config.fileConfig(path, {"__file__": path, "here": os.path.dirname(path)},
+                                  disable_existing_loggers=False)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+
+
 def _serve(args) -> int:
     from paste.deploy import loadwsgi
 
+    setup_logging(args.config)
     try:
         app = load_stack(args)
     except ConfigurationError as error:
