@@ -162,3 +162,30 @@ def test_bad_ini_files_fail_at_load_time(ini, message):
     with pytest.raises(ConfigurationError, match=message) as info:
         pipeline.load(str(INI / ini))
     assert str(INI / ini) in str(info.value)
+
+
+@pytest.mark.parametrize("global_conf, expected", [
+    pytest.param({"here": "/srv", "store": "redis://cache:6379/0"}, "redis://cache:6379/0", id="default-store"),
+    pytest.param({"here": "/srv", "wsgisec_store": "sqlite:////data/s.sqlite"}, "sqlite:////data/s.sqlite",
+                 id="default-wsgisec-store"),
+    pytest.param({"here": "/srv"}, "sqlite:////srv/wsgisec.sqlite", id="beside-the-ini"),
+])
+def test_store_in_default_section_is_not_silently_lost(global_conf, expected):
+    assert settings.default_store_url(global_conf) == expected
+
+
+def test_a_setting_hidden_by_default_section_is_warned_about(caplog):
+    settings.parse("demo", SPEC, {}, {"__file__": "/srv/api.ini", "token_ttl": "1h"})
+    assert "token_ttl is set in [DEFAULT]" in caplog.text and "get token_ttl = token_ttl" in caplog.text
+
+
+def test_default_store_section_reaches_every_layer(tmp_path):
+    """`[DEFAULT] store = ...` (the issue's wording) must reach all layers, not only `get`."""
+    from wsgisec import pipeline
+
+    ini = tmp_path / "api.ini"
+    ini.write_text((INI / "default_store.ini").read_text())
+    (tmp_path / "wsgisec_test_apps.py").write_text((INI / "wsgisec_test_apps.py").read_text())
+    app = pipeline.load(str(ini))
+    urls = {layer.store.url for layer in pipeline.layers(app)[:-1]}
+    assert urls == {"sqlite:///" + str(tmp_path / "shared" / "one.sqlite")}

@@ -22,7 +22,9 @@ never show the value: call :meth:`Secret.reveal` where the bytes are really need
 PasteDeploy pitfalls worth repeating wherever ini files are documented:
 
 * a key that is also set in ``[DEFAULT]`` never reaches a filter's own settings; share a
-  value as ``[DEFAULT] wsgisec_store = ...`` plus ``get store = wsgisec_store``;
+  value as ``[DEFAULT] wsgisec_store = ...`` plus ``get store = wsgisec_store`` (for the
+  store alone, a ``[DEFAULT] store`` or ``wsgisec_store`` is also picked up, see
+  :func:`default_store_url`; for any other setting :func:`parse` logs a warning);
 * there are no inline comments: ``max_body = 1MB ; note`` makes the value ``1MB ; note``
   (which :func:`size` then refuses, loudly);
 * ``%`` must be written ``%%``; keys are case-sensitive.
@@ -31,8 +33,11 @@ PasteDeploy pitfalls worth repeating wherever ini files are documented:
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
+
+_log = logging.getLogger("wsgisec.settings")
 
 __all__ = [
     "ConfigurationError",
@@ -269,6 +274,10 @@ def parse(filter_name: str, settings: dict, local_conf: dict, global_conf: dict 
     default applies).
     """
     where = _where(filter_name, global_conf)
+    for key in sorted(set(settings) & set(global_conf or ()) - set(local_conf) - {"store"}):
+        _log.warning("%s: %s is set in [DEFAULT], which PasteDeploy keeps from every filter; "
+                     "it does not apply here. Write 'get %s = %s' in the filter section, or set "
+                     "it there.", where, key, key, key)
     unknown = sorted(set(local_conf) - set(settings))
     if unknown:
         known = ", ".join(sorted(settings))
@@ -303,8 +312,21 @@ def config_error(filter_name: str, global_conf: dict | None, message: str) -> Co
 
 
 def default_store_url(global_conf: dict | None) -> str | None:
-    """The SQLite file beside the ini file, so an example runs with nothing configured."""
-    here = (global_conf or {}).get("here")
+    """The store of a filter whose own section names none.
+
+    In order: ``store`` or ``wsgisec_store`` from ``[DEFAULT]``, else an SQLite file
+    beside the ini file, so an example runs with nothing configured.
+
+    Reading ``[DEFAULT]`` is deliberate for this one key: PasteDeploy keeps a ``[DEFAULT]``
+    key from every filter, so ``[DEFAULT] store = redis://...`` would otherwise leave each
+    layer on its own local SQLite file, and nonces or revocations would silently stop
+    being shared between hosts.
+    """
+    global_conf = global_conf or {}
+    for key in ("store", "wsgisec_store"):
+        if global_conf.get(key):
+            return store_url(global_conf[key])
+    here = global_conf.get("here")
     if not here:
         return None
     return "sqlite:///" + os.path.join(here, "wsgisec.sqlite")
