@@ -188,6 +188,19 @@ def test_rfc7239_forwarded_from_a_trusted_proxy():
     assert seen["wsgi.url_scheme"] == "https" and seen["REMOTE_ADDR"] == "192.0.2.60"
 
 
+def test_rfc7239_ipv6_node_with_port():
+    app = make(trusted_proxies=cidrs("10.0.0.0/8"))
+    seen = app.get("/x", extra_environ={"REMOTE_ADDR": "10.1.2.3"}, headers={
+        "Forwarded": 'for="[2001:db8:cafe::17]:4711";proto=https'}).json
+    assert seen["REMOTE_ADDR"] == "2001:db8:cafe::17"
+
+
+@pytest.mark.parametrize("host", ["https://api.example.com", "api.example.com:443", "api.example.com/x"])
+def test_allowed_hosts_entries_must_be_host_names(host):
+    with pytest.raises(ConfigurationError, match="not a host name"):
+        HTTPSOnly(app_with_cookies, allowed_hosts=(host,))
+
+
 def test_forwarded_host_is_still_checked_against_allowed_hosts():
     app = make(trusted_proxies=cidrs("10.0.0.0/8"))
     app.get("/x", extra_environ={"REMOTE_ADDR": "10.1.2.3"},

@@ -155,6 +155,9 @@ class HTTPSOnly(Layer):
         self.trusted_proxies = tuple(ipaddress.ip_network(net) if isinstance(net, str) else net
                                      for net in trusted_proxies)
         self.allowed_hosts = tuple(host.lower() for host in allowed_hosts)
+        for host in self.allowed_hosts:
+            if host != "*" and not _HOST.match(host.lstrip(".")) or (":" in host and not host.startswith("[")):
+                raise ConfigurationError(f"allowed_hosts: {host!r} is not a host name (no scheme, port or path)")
         self.secure_cookies = secure_cookies
         self.cookie_samesite = cookie_samesite.capitalize()
         self.cookie_httponly_exempt = frozenset(cookie_httponly_exempt)
@@ -352,6 +355,13 @@ def _last(value: str | None) -> str | None:
     return value.rsplit(",", 1)[-1].strip() or None
 
 
+def _strip_port(node: str) -> str:
+    """RFC 7239 §6 node: ``192.0.2.60``, ``192.0.2.60:4711``, ``[2001:db8::1]:4711``."""
+    if node.startswith("["):
+        return node[1:node.find("]")] if "]" in node else node
+    return node.rsplit(":", 1)[0] if node.count(":") == 1 else node
+
+
 def _parse_forwarded(value: str):
     """RFC 7239: ``for=1.2.3.4;proto=https;host=api.example.com, for=...``."""
     proto = host = None
@@ -363,7 +373,7 @@ def _parse_forwarded(value: str):
             if sep:
                 pairs[key.strip().lower()] = val.strip().strip('"')
         if "for" in pairs:
-            chain.append(pairs["for"].rsplit(":", 1)[0] if pairs["for"].count(":") == 1 else pairs["for"])
+            chain.append(_strip_port(pairs["for"]))
         proto = pairs.get("proto", proto)  # the rightmost element that says wins
         host = pairs.get("host", host)
     return proto, host, chain
