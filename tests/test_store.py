@@ -152,3 +152,13 @@ def test_redact_url_hides_passwords():
 def test_unknown_scheme_is_refused():
     with pytest.raises(ValueError):
         open_store("mongodb://localhost/x")
+
+
+@pytest.mark.parametrize("store", ["redis"], indirect=True)
+def test_redis_tag_sets_expire_with_their_longest_member(store):
+    store.put("tokens", "a", {}, ttl=30, tags=["family:f"])
+    store.put("tokens", "b", {}, ttl=300, tags=["family:f"])
+    store.put("tokens", "c", {}, ttl=10, tags=["family:f"])
+    assert 290_000 < store.client.pttl(store._t("tokens", "family:f")) <= 300_000
+    store.put("clients", "x", {}, tags=["forever"])
+    assert store.client.pttl(store._t("clients", "forever")) == -1

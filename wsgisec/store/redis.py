@@ -6,7 +6,8 @@ deployments apart in one database; the default prefix is ``wsgisec:``).
 Layout, under the prefix:
 
 * ``kv:{ns}:{key}``      the JSON value, with ``PX`` expiry when it has a TTL
-* ``tag:{ns}:{tag}``     a set of keys put with that tag
+* ``tag:{ns}:{tag}``     a set of keys put with that tag; it expires with its
+                         longest-lived member
 * ``ctr:{ns}:{key}``     a counter: ``INCR`` then ``PEXPIRE ... NX`` in one transaction
 * ``events``             a stream (``XADD ... MAXLEN ~``) of security events
 
@@ -67,27 +68,30 @@ class RedisStore(Store):
         raw = self._call(self.client.get, self._k(ns, key))
         return None if raw is None else json.loads(raw)
 
-    def _write(self, ns, key, value, ttl, tags, nx):
-        def transaction(pipe):
-            pipe.set(self._k(ns, key), self._dump(value), px=None if ttl is None else _ms(ttl), nx=nx)
-            for tag in tags:
-                pipe.sadd(self._t(ns, tag), key)
-            return pipe.execute()
-
-        pipe = self.client.pipeline(transaction=True)
-        return self._call(transaction, pipe)
+    def _tag(self, pipe, ns, key, ttl, tags):
+        """Add ``key`` to each tag set; a set lives as long as its longest-lived member."""
+        for tag in tags:
+            name = self._t(ns, tag)
+            pipe.sadd(name, key)
+            if ttl is None:
+                pipe.persist(name)
+            else:
+                pipe.pexpire(name, _ms(ttl), nx=True)  # a new set: give it this TTL
+                pipe.pexpire(name, _ms(ttl), gt=True)  # an older one: extend if ours is longer
 
     def put(self, ns, key, value, ttl=None, tags=()):
-        self._write(ns, key, value, ttl, tuple(tags), nx=False)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self._k(ns, key), self._dump(value), px=None if ttl is None else _ms(ttl))
+        self._tag(pipe, ns, key, ttl, tuple(tags))
+        self._call(pipe.execute)
 
     def add(self, ns, key, value, ttl=None, tags=()):
         tags = tuple(tags)
         won = self._call(self.client.set, self._k(ns, key), self._dump(value),
                          px=None if ttl is None else _ms(ttl), nx=True)
         if won and tags:
-            pipe = self.client.pipeline(transaction=False)
-            for tag in tags:
-                pipe.sadd(self._t(ns, tag), key)
+            pipe = self.client.pipeline(transaction=True)
+            self._tag(pipe, ns, key, ttl, tags)
             self._call(pipe.execute)
         return bool(won)
 
