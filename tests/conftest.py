@@ -1,8 +1,9 @@
 """Shared fixtures: the store over every backend, the example pipelines, WSGI validation.
 
 * ``store``: parametrized over ``sqlite`` (a fresh file) and ``redis`` (the real server at
-  ``WSGISEC_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/15``, flushed before and
-  after). Without a reachable server the redis half is *skipped with a reason*, never
+  ``WSGISEC_TEST_REDIS_URL``, default ``redis://127.0.0.1:6379/15``, under a key prefix of
+  its own that is deleted afterwards, so concurrent test runs never see each other's
+  keys). Without a reachable server the redis half is *skipped with a reason*, never
   faked.
 * ``load_example(ini, **global_conf)``: ``paste.deploy.loadapp`` on ``examples/<ini>`` with
   the store redirected to a temporary file, exactly as ``wsgisec serve`` loads it.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import uuid
 from wsgiref.validate import validator
 
 import pytest
@@ -47,14 +49,15 @@ def store(request, tmp_path):
     reason = redis_available()
     if reason:
         pytest.skip(f"Redis store tests need a real server: {reason}")
-    import redis
-
     from wsgisec.store.redis import RedisStore
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    backend = RedisStore.from_url(REDIS_URL)
+    prefix = f"wsgisec-test-{uuid.uuid4().hex}:"
+    separator = "&" if "?" in REDIS_URL else "?"
+    backend = RedisStore.from_url(f"{REDIS_URL}{separator}prefix={prefix}")
     yield backend
-    backend.client.flushdb()
+    stale = list(backend.client.scan_iter(match=prefix + "*", count=1000))
+    if stale:
+        backend.client.delete(*stale)
     backend.close()
 
 

@@ -8,7 +8,8 @@ for the architecture.
 from .errors import ErrorMasker as ErrorMasker
 from .https import HTTPSOnly as HTTPSOnly
 from .settings import ConfigurationError as ConfigurationError
+from .token_auth import TokenAuth as TokenAuth
 
-__all__ = ["ErrorMasker", "HTTPSOnly", "ConfigurationError"]
+__all__ = ["ErrorMasker", "HTTPSOnly", "TokenAuth", "ConfigurationError"]
 
 __version__ = "0.1.0.dev0"
