@@ -1,6 +1,6 @@
 """The ``wsgisec`` command: serve and check a pipeline, and the operators' verbs.
 
-``wsgisec serve CONFIG [--host H] [--port P] [--name main]``
+``wsgisec serve CONFIG [--host H] [--port P] [--pipeline main]``
     Load ``[pipeline:main]`` (or ``[app:main]``) from the ini file and serve it: with the
     ini's ``[server:main]`` section if there is one, else with waitress on
     127.0.0.1:8080. ``--host``/``--port`` override either. Logging comes from the ini's
@@ -11,7 +11,7 @@
     for the https layer's ``trusted_proxies`` to judge (waitress would otherwise drop
     them all): proxy trust is configured in one place.
 
-``wsgisec check CONFIG [--name main]``
+``wsgisec check CONFIG [--pipeline main]``
     Load the pipeline without serving it, print the stack outermost first with each
     layer's effective settings (secrets as ``***``), then warnings about insecure choices
     (in the spirit of Django's ``check --deploy``). Exit status: 0 clean, 1 warned,
@@ -20,7 +20,9 @@
 Other verbs (``client ...``, ``token ...``, ``learn``) are contributed by the layers that
 own the state they manage: a module ``wsgisec/<layer>_cli.py`` with a function
 ``register(cli)`` that calls :meth:`CLI.command`. Every such verb takes ``--config``
-(default: the ``WSGISEC_CONFIG`` environment variable) to find the store.
+(default: the ``WSGISEC_CONFIG`` environment variable) and ``--pipeline`` (default
+``main``) to find its layer and store. ``--name`` is accepted as an alias of
+``--pipeline`` by ``serve`` and ``check`` only.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from .settings import ConfigurationError, Secret
 __all__ = ["main", "CLI"]
 
 EXIT_OK, EXIT_WARNED, EXIT_CONFIG = 0, 1, 2
+#: An operator verb named a client, token or key that does not exist.
+EXIT_NOT_FOUND = 3
 
 # Layers that contribute operator verbs, as wsgisec/<name>_cli.py modules.
 _CLI_PROVIDERS = ("token_auth", "signed_requests", "whitelist", "reports")
@@ -78,12 +82,21 @@ class CLI:
         parser.add_argument("--config", default=os.environ.get("WSGISEC_CONFIG"),
                             required=not os.environ.get("WSGISEC_CONFIG"),
                             help="the PasteDeploy ini file (default: $WSGISEC_CONFIG)")
-        parser.add_argument("--name", default="main", help="pipeline or app section (default: main)")
+        add_pipeline_argument(parser)
+
+
+def add_pipeline_argument(parser: argparse.ArgumentParser, aliases=()) -> None:
+    """``--pipeline NAME``: which ``[pipeline:NAME]``/``[app:NAME]`` (default ``main``).
+
+    Not ``--name``: ``wsgisec client create --name`` is the client's name.
+    """
+    parser.add_argument("--pipeline", *aliases, dest="pipeline", default="main", metavar="NAME",
+                        help="pipeline or app section (default: main)")
 
 
 def load_stack(args):
-    """The pipeline named by ``args.config``/``args.name``; ConfigurationError propagates."""
-    return pipeline.load(args.config, name=getattr(args, "name", "main"))
+    """The pipeline named by ``args.config``/``args.pipeline``; ConfigurationError propagates."""
+    return pipeline.load(args.config, name=args.pipeline)
 
 
 def find_layer_or_exit(args, layer_type, what: str):
@@ -95,9 +108,25 @@ def find_layer_or_exit(args, layer_type, what: str):
         raise SystemExit(EXIT_CONFIG)
     layer = pipeline.find_layer(app, layer_type)
     if layer is None:
-        print(f"wsgisec: {args.config} has no {what} layer in [pipeline:{args.name}]", file=sys.stderr)
+        print(f"wsgisec: {args.config} has no {what} layer in [pipeline:{args.pipeline}]", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
     return layer
+
+
+def fail(message: str, code: int = EXIT_NOT_FOUND) -> int:
+    """Print ``wsgisec: message`` to stderr and return the exit status."""
+    print(f"wsgisec: {message}", file=sys.stderr)
+    return code
+
+
+def duration_argument(text: str) -> int:
+    """argparse ``type=`` for durations written as in ini files (``1d``, ``15m``)."""
+    from .settings import duration
+
+    try:
+        return duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def print_json(value) -> None:
@@ -140,7 +169,7 @@ def _serve(args) -> int:
         return EXIT_CONFIG
     uri = pipeline.config_uri(args.config)
     try:
-        context = loadwsgi.loadcontext(loadwsgi.SERVER, uri, name=args.name)
+        context = loadwsgi.loadcontext(loadwsgi.SERVER, uri, name=args.pipeline)
     except LookupError:
         context = None
     overrides = {key: str(value) for key, value in (("host", args.host), ("port", args.port)) if value}
@@ -150,7 +179,7 @@ def _serve(args) -> int:
                                        if key not in context.local_conf})
         context.local_conf.update(overrides)
         server = context.create()
-        print(f"wsgisec: serving {args.config} with [server:{args.name}]", file=sys.stderr)
+        print(f"wsgisec: serving {args.config} with [server:{args.pipeline}]", file=sys.stderr)
         server(app)
         return EXIT_OK
     import waitress
@@ -189,7 +218,7 @@ def _check(args) -> int:
         return EXIT_CONFIG
     chain = pipeline.layers(app)
     warnings = []
-    print(f"{args.config} [{args.name}], outermost first:")
+    print(f"{args.config} [{args.pipeline}], outermost first:")
     for position, layer in enumerate(chain, 1):
         name = getattr(type(layer), "wsgisec_layer", None)
         if not name:
@@ -225,12 +254,12 @@ def build() -> CLI:
     cli = CLI()
     serve = cli.command(None, "serve", "serve the pipeline of an ini file", _serve)
     serve.add_argument("config", help="the PasteDeploy ini file")
-    serve.add_argument("--name", default="main", help="pipeline/app and server section name")
+    add_pipeline_argument(serve, aliases=("--name",))
     serve.add_argument("--host", help="listen address (overrides [server:main])")
     serve.add_argument("--port", type=int, help="listen port (overrides [server:main])")
     check = cli.command(None, "check", "load a pipeline and report insecure settings", _check)
     check.add_argument("config", help="the PasteDeploy ini file")
-    check.add_argument("--name", default="main", help="pipeline or app section (default: main)")
+    add_pipeline_argument(check, aliases=("--name",))
     for provider in _CLI_PROVIDERS:
         module_name = f"wsgisec.{provider}_cli"
         if importlib.util.find_spec(module_name) is not None:

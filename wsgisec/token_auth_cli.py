@@ -24,15 +24,10 @@ is the client's name in ``client create``).
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
-from .cli import EXIT_OK, find_layer_or_exit, print_json
+from .cli import CLI, EXIT_OK, duration_argument, fail, find_layer_or_exit, print_json
 from .clients import INTROSPECT, PERMISSIONS, public_view
-from .settings import duration
-
-EXIT_NOT_FOUND = 3
 
 
 def register(cli) -> None:
@@ -41,7 +36,7 @@ def register(cli) -> None:
 
     create = cli.command("client", "create", "create a client and print its secret once", _create,
                          group_help=client_help)
-    _config(create)
+    CLI.add_config_argument(create)
     create.add_argument("--name", required=True, help="a human-readable name for the client")
     create.add_argument("--scope", action="append", default=[], metavar="S",
                         help="a scope the client may ask for (repeat for several)")
@@ -51,25 +46,25 @@ def register(cli) -> None:
 
     listing = cli.command("client", "list", "list clients (never their secrets)", _list,
                           group_help=client_help)
-    _config(listing)
+    CLI.add_config_argument(listing)
     listing.add_argument("--json", action="store_true", help="print JSON")
 
     rotate = cli.command("client", "rotate-secret", "give a client a new secret", _rotate,
                          group_help=client_help)
-    _config(rotate)
+    CLI.add_config_argument(rotate)
     rotate.add_argument("id", help="the client id")
-    rotate.add_argument("--grace", type=_duration, default=86400, metavar="DURATION",
+    rotate.add_argument("--grace", type=duration_argument, default=86400, metavar="DURATION",
                         help="how long the previous secret keeps working (default 1d; 0 ends it now)")
     rotate.add_argument("--json", action="store_true", help="print JSON")
 
     disable = cli.command("client", "disable", "disable a client and revoke all its tokens", _disable,
                           group_help=client_help)
-    _config(disable)
+    CLI.add_config_argument(disable)
     disable.add_argument("id", help="the client id")
 
     issue = cli.command("token", "issue", "issue tokens for a client (optionally acting for a user)",
                         _issue, group_help=token_help)
-    _config(issue)
+    CLI.add_config_argument(issue)
     issue.add_argument("--client", required=True, metavar="ID", help="the client id")
     issue.add_argument("--user", metavar="U", help="the app's user the client acts for (REMOTE_USER)")
     issue.add_argument("--scope", action="append", metavar="S",
@@ -77,7 +72,7 @@ def register(cli) -> None:
     issue.add_argument("--json", action="store_true", help="print JSON")
 
     revoke = cli.command("token", "revoke", "revoke tokens", _revoke, group_help=token_help)
-    _config(revoke)
+    CLI.add_config_argument(revoke)
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--client", metavar="ID", help="every token of this client")
     which.add_argument("--user", metavar="U", help="every token issued for this user")
@@ -86,33 +81,13 @@ def register(cli) -> None:
 
     purge = cli.command("token", "purge", "delete expired tokens and counters now", _purge,
                         group_help=token_help)
-    _config(purge)
-
-
-def _config(parser) -> None:
-    parser.add_argument("--config", default=os.environ.get("WSGISEC_CONFIG"),
-                        required=not os.environ.get("WSGISEC_CONFIG"),
-                        help="the PasteDeploy ini file (default: $WSGISEC_CONFIG)")
-    parser.add_argument("--pipeline", default="main", help="pipeline or app section (default: main)")
-
-
-def _duration(text):
-    try:
-        return duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    CLI.add_config_argument(purge)
 
 
 def _layer(args):
     from .token_auth import TokenAuth
 
-    return find_layer_or_exit(argparse.Namespace(config=args.config, name=args.pipeline),
-                              TokenAuth, "token_auth")
-
-
-def _fail(message: str, code: int = EXIT_NOT_FOUND) -> int:
-    print(f"wsgisec: {message}", file=sys.stderr)
-    return code
+    return find_layer_or_exit(args, TokenAuth, "token_auth")
 
 
 # -- client ----------------------------------------------------------------------------
@@ -122,7 +97,7 @@ def _create(args) -> int:
     try:
         record, secret = layer.registry.create(args.name, scopes=args.scope, permissions=args.permission)
     except ValueError as error:
-        return _fail(str(error), 2)
+        return fail(str(error), 2)
     if args.json:
         print_json({"client_id": record["id"], "client_secret": secret, "name": record["name"],
                     "scopes": record["scopes"], "permissions": record["permissions"]})
@@ -158,7 +133,7 @@ def _rotate(args) -> int:
     layer = _layer(args)
     secret = layer.registry.rotate_secret(args.id, grace=args.grace)
     if secret is None:
-        return _fail(f"no client {args.id!r}")
+        return fail(f"no client {args.id!r}")
     if args.json:
         print_json({"client_id": args.id, "client_secret": secret, "previous_valid_for": args.grace})
     else:
@@ -172,7 +147,7 @@ def _disable(args) -> int:
     layer = _layer(args)
     revoked = layer.registry.disable(args.id)
     if revoked is None:
-        return _fail(f"no client {args.id!r}")
+        return fail(f"no client {args.id!r}")
     print(f"disabled {args.id}; {revoked} token(s) revoked")
     return EXIT_OK
 
@@ -184,9 +159,9 @@ def _issue(args) -> int:
     try:
         tokens = layer.issue_token(args.client, user=args.user, scopes=args.scope)
     except LookupError as error:
-        return _fail(str(error))
+        return fail(str(error))
     except ValueError as error:
-        return _fail(str(error), 2)
+        return fail(str(error), 2)
     if args.json:
         print_json(tokens)
     else:
