@@ -162,3 +162,19 @@ def test_redis_tag_sets_expire_with_their_longest_member(store):
     assert 290_000 < store.client.pttl(store._t("tokens", "family:f")) <= 300_000
     store.put("clients", "x", {}, tags=["forever"])
     assert store.client.pttl(store._t("clients", "forever")) == -1
+
+
+def test_sqlite_purge_drops_expired_rows_and_old_events(tmp_path):
+    from wsgisec.store import sqlite
+
+    now = [1_000_000.0]
+    store = sqlite.SQLiteStore(str(tmp_path / "p.sqlite"), clock=lambda: now[0])
+    store.put("tokens", "t", {}, ttl=10, tags=["client:c"])
+    store.put("clients", "c", {})
+    store.record_event({"kind": "old", "time": now[0] - sqlite.EVENT_RETENTION - 1})
+    store.record_event({"kind": "recent", "time": now[0] - 60})
+    now[0] += 11
+    assert store.purge() == 2
+    assert store.keys("tokens") == [] and store.keys("clients") == ["c"]
+    assert [event["kind"] for event in store.events()] == ["recent"]
+    assert store._connection().execute("SELECT COUNT(*) FROM tags").fetchone()[0] == 0

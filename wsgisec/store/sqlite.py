@@ -6,7 +6,8 @@ writer wait for the lock instead of failing. Each thread gets its own connection
 new ones (:func:`wsgisec.store.open_store` is keyed by process id).
 
 Expiry is checked on every read, so an expired row is never returned; :meth:`purge`
-removes such rows and is called now and then on writes.
+removes such rows, and events older than :data:`EVENT_RETENTION`, and is called on about
+one write in a thousand.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS counters (
     ns TEXT NOT NULL, key TEXT NOT NULL, count INTEGER NOT NULL, expires REAL NOT NULL,
     PRIMARY KEY (ns, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, time REAL NOT NULL, kind TEXT NOT NULL,
     data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 """
@@ -39,6 +40,10 @@ CREATE INDEX IF NOT EXISTS events_time ON events (time);
 # Purge expired rows on roughly one write in this many, so the file does not grow
 # without anyone running a cron job.
 _PURGE_EVERY = 1000
+
+#: Security events older than this are dropped by purge() (the Redis store keeps the
+#: newest 100,000 instead): long enough for the report collector and an investigation.
+EVENT_RETENTION = 90 * 86400
 
 
 class SQLiteStore(Store):
@@ -107,21 +112,25 @@ class SQLiteStore(Store):
                 self._tag(connection, ns, key, tags)
         self._maybe_purge()
 
+    _ADD = ("INSERT INTO kv (ns, key, value, expires) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
+            "expires = excluded.expires WHERE kv.expires IS NOT NULL AND kv.expires <= ?")
+
     def add(self, ns, key, value, ttl=None, tags=()):
         now = self.clock()
         expires = None if ttl is None else now + ttl
+        # Take over an expired row; leave a live one alone. One statement is atomic on
+        # its own: the nonce path (no tags) needs no explicit transaction.
+        args = (ns, key, json.dumps(value, separators=(",", ":")), expires, now)
         with self._errors():
             connection = self._connection()
-            with _transaction(connection):
-                # Take over an expired row; leave a live one alone.
-                cursor = connection.execute(
-                    "INSERT INTO kv (ns, key, value, expires) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
-                    "expires = excluded.expires WHERE kv.expires IS NOT NULL AND kv.expires <= ?",
-                    (ns, key, json.dumps(value, separators=(",", ":")), expires, now))
-                won = cursor.rowcount == 1
-                if won:
-                    self._tag(connection, ns, key, tags)
+            if not tags:
+                won = connection.execute(self._ADD, args).rowcount == 1
+            else:
+                with _transaction(connection):
+                    won = connection.execute(self._ADD, args).rowcount == 1
+                    if won:
+                        self._tag(connection, ns, key, tags)
         self._maybe_purge()
         return won
 
@@ -201,6 +210,7 @@ class SQLiteStore(Store):
             self._connection().execute(
                 "INSERT INTO events (time, kind, data) VALUES (?, ?, ?)",
                 (event["time"], event["kind"], json.dumps(event, separators=(",", ":"))))
+        self._maybe_purge()
 
     def events(self, since=None, until=None, kinds=None, limit=1000):
         query = "SELECT data FROM events WHERE 1 = 1"
@@ -235,6 +245,8 @@ class SQLiteStore(Store):
                     "(SELECT 1 FROM kv WHERE kv.ns = tags.ns AND kv.key = tags.key)")
                 removed += connection.execute(
                     "DELETE FROM counters WHERE expires <= ?", (now,)).rowcount
+                removed += connection.execute(
+                    "DELETE FROM events WHERE time < ?", (now - EVENT_RETENTION,)).rowcount
         return removed
 
     def _maybe_purge(self):
