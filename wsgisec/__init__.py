@@ -8,8 +8,9 @@ for the architecture.
 from .errors import ErrorMasker as ErrorMasker
 from .https import HTTPSOnly as HTTPSOnly
 from .settings import ConfigurationError as ConfigurationError
+from .signed_requests import SignedRequests as SignedRequests
 from .token_auth import TokenAuth as TokenAuth
 
-__all__ = ["ErrorMasker", "HTTPSOnly", "TokenAuth", "ConfigurationError"]
+__all__ = ["ErrorMasker", "HTTPSOnly", "TokenAuth", "SignedRequests", "ConfigurationError"]
 
 __version__ = "0.1.0.dev0"

@@ -1,0 +1,143 @@
+"""Signed request tokens: a trusted token we issue to each partner client (practice 4).
+
+A request token is an itsdangerous ``URLSafeTimedSerializer`` token over
+``{"c": client_id, "k": key_id, "j": token_id}`` plus the issue time that itsdangerous
+adds. The partner stores it and sends it with every request (header ``X-Request-Token``
+by default). Checking it needs no store lookup for the signature and the age
+(``max_age``); a revoked token id is one ``get`` in the store.
+
+* ``client_id``: the partner the token was issued to; the signed_requests layer checks
+  that the request's signing key and (when token_auth is in the stack) its bearer token
+  belong to the same client.
+* ``key_id``: a short fingerprint of the secret key that signed the token, so an
+  operator can see which tokens must be re-issued before an old key is dropped.
+* ``token_id``: random; revoking it (namespace ``request_tokens_revoked``) refuses the
+  token at once on every worker.
+
+Key rotation follows itsdangerous' list convention (and STYLE.md): ``secret_keys`` are
+listed **oldest first; the last key signs new tokens and every listed key is accepted**.
+To rotate: append a new key, re-issue tokens, and later drop the oldest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+__all__ = ["RequestTokens", "RequestTokenError", "ISSUED", "REVOKED"]
+
+#: Store namespace: token_id -> {client_id, key_id, issued} (for operators and revocation).
+ISSUED = "request_tokens"
+#: Store namespace: token_id -> {client_id, revoked}; TTL = max_age (expiry refuses it after).
+REVOKED = "request_tokens_revoked"
+
+_SALT = "wsgisec.request-token"
+# itsdangerous tokens are URL-safe base64 plus "." separators; anything else is refused
+# before any crypto runs, and length is bounded.
+_MAX_LENGTH = 512
+_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+class RequestTokenError(Exception):
+    """A request token was refused; ``code`` is the reason code sent to the partner."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def key_id(key: bytes | str) -> str:
+    """A non-secret fingerprint of a secret key (8 hex digits of SHA-256)."""
+    data = key.encode("utf-8") if isinstance(key, str) else key
+    return hashlib.sha256(b"wsgisec key id\0" + data).hexdigest()[:8]
+
+
+class RequestTokens:
+    """Issue and verify request tokens.
+
+    ``secret_keys``: oldest first (strings, bytes or :class:`~wsgisec.settings.Secret`);
+    the last one signs. ``max_age``: seconds a token stays valid after issue.
+    ``clock``: injectable ``time.time`` for tests.
+    """
+
+    def __init__(self, secret_keys, *, max_age: int = 90 * 86400, store=None, clock=time.time):
+        keys = [key.reveal() if hasattr(key, "reveal") else key for key in secret_keys]
+        if not keys:
+            raise ValueError("at least one secret key is needed to sign request tokens")
+        self.keys = keys
+        self.key_ids = [key_id(key) for key in keys]
+        self.max_age = int(max_age)
+        self.store = store
+        self.clock = clock
+        self._serializer = _Serializer(keys, salt=_SALT, clock=clock)
+
+    def issue(self, client_id: str) -> tuple[str, dict]:
+        """A new token for ``client_id`` and its (non-secret) record."""
+        record = {"client_id": client_id, "token_id": secrets.token_urlsafe(12),
+                  "key_id": self.key_ids[-1], "issued": int(self.clock()),
+                  "expires": int(self.clock()) + self.max_age}
+        token = self._serializer.dumps({"c": client_id, "k": record["key_id"], "j": record["token_id"]})
+        if self.store is not None:
+            self.store.put(ISSUED, record["token_id"], record, ttl=self.max_age,
+                           tags=[f"client:{client_id}"])
+        return token, record
+
+    def verify(self, token: str, *, check_revoked: bool = True) -> dict:
+        """The claims ``{client_id, key_id, token_id, issued}`` or :class:`RequestTokenError`.
+
+        May raise :class:`~wsgisec.store.StoreUnavailable` (the caller answers 503).
+        """
+        if not token or len(token) > _MAX_LENGTH or not _ALPHABET.issuperset(token):
+            raise RequestTokenError("signature-invalid", "malformed request token")
+        try:
+            payload, issued = self._serializer.loads(token, max_age=self.max_age, return_timestamp=True)
+        except SignatureExpired:
+            raise RequestTokenError("expired", "request token expired") from None
+        except BadSignature:
+            # itsdangerous' message contains the signature: never log str(error).
+            raise RequestTokenError("signature-invalid", "request token signature invalid") from None
+        if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in "ckj"):
+            raise RequestTokenError("signature-invalid", "request token payload invalid")
+        claims = {"client_id": payload["c"], "key_id": payload["k"], "token_id": payload["j"],
+                  "issued": int(issued.timestamp())}
+        if claims["issued"] > self.clock() + 300:
+            raise RequestTokenError("signature-invalid", "request token issued in the future")
+        if check_revoked and self.store is not None and self.store.get(REVOKED, claims["token_id"]) is not None:
+            raise RequestTokenError("unknown-key", "request token revoked")
+        return claims
+
+    def revoke(self, token_id: str, client_id: str | None = None) -> None:
+        """Refuse the token with this id from now on (on every worker)."""
+        if self.store is None:
+            raise ValueError("revoking a request token needs a store")
+        record = self.store.get(ISSUED, token_id) or {}
+        self.store.put(REVOKED, token_id, {"client_id": client_id or record.get("client_id"),
+                                           "revoked": int(self.clock())}, ttl=self.max_age + 3600)
+        self.store.delete(ISSUED, token_id)
+
+    def revoke_client(self, client_id: str) -> int:
+        """Revoke every issued token of ``client_id``; returns how many."""
+        count = 0
+        for token_id, record in list(self.store.items(ISSUED)):
+            if record.get("client_id") == client_id:
+                self.revoke(token_id, client_id)
+                count += 1
+        return count
+
+
+class _Serializer(URLSafeTimedSerializer):
+    """itsdangerous with an injectable clock (as STYLE.md §timed asks)."""
+
+    def __init__(self, keys, *, salt, clock):
+        super().__init__(keys, salt=salt)
+        self._clock = clock
+
+    def make_signer(self, salt=None):
+        signer = super().make_signer(salt)
+        clock = self._clock
+        signer.get_timestamp = lambda: int(clock())
+        return signer
