@@ -1,0 +1,116 @@
+"""A real browser against BrowserCSRF: Debian's chromium driven by Playwright for Python.
+
+The legacy Flask app (its ``/notes`` form, cookie session) is served by waitress behind
+BrowserCSRF on ``127.0.0.1:<port>``. A second waitress server on ``localhost:<other
+port>`` (another *site* for the browser: ``localhost`` and ``127.0.0.1`` are different
+hosts) serves an attacker's page whose form posts itself to the notes page.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from flask_legacy.app import create_app
+from wsgisec.csrf import BrowserCSRF
+from wsgisec.settings import Secret
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no chromium at {CHROMIUM} (apt install chromium)"),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+waitress_server = pytest.importorskip("waitress.server", reason="waitress is not installed")
+
+
+def serve(app):
+    """Run ``app`` with waitress on an ephemeral 127.0.0.1 port in a thread."""
+    server = waitress_server.create_server(app, host="127.0.0.1", port=0, threads=2,
+                                           clear_untrusted_proxy_headers=True)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def victim():
+    csrf = BrowserCSRF(create_app(), secret_keys=(Secret("browser-test-key-0123456789abcdef", "env"),),
+                       store=None, csrf_session_cookie="session")
+    server, thread = serve(csrf)
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    thread.join(5)
+
+
+@pytest.fixture
+def attacker(victim):
+    page = (f'<!DOCTYPE html><html><head><title>Win a prize</title></head><body>'
+            f'<form id="f" method="post" action="{victim}/notes">'
+            f'<input name="note" value="attack from another site"></form>'
+            f'<script>document.getElementById("f").submit()</script></body></html>').encode()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                  ("Content-Length", str(len(page)))])
+        return [page]
+
+    server, thread = serve(app)
+    # "localhost" is another site than "127.0.0.1" for the browser.
+    yield f"http://localhost:{server.effective_port}"
+    server.close()
+    thread.join(5)
+
+
+@pytest.fixture
+def page():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(15000)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def test_legacy_form_submits_and_cross_site_post_is_refused(victim, attacker, page):
+    page.goto(f"{victim}/notes")
+    page.fill("input[name=note]", "hello from chromium")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert "<li>hello from chromium</li>" in page.content()
+
+    # A script on the page reads the token and header name from the <meta> tags.
+    status = page.evaluate("""async () => {
+        const header = document.querySelector('meta[name="csrf-header"]').content;
+        const token = document.querySelector('meta[name="csrf-token"]').content;
+        const response = await fetch('/notes', {method: 'POST', headers: {[header]: token},
+                                     body: new URLSearchParams({note: 'hello from fetch'})});
+        return response.status;
+    }""")
+    assert status == 200
+
+    # Without the token the same script is refused.
+    status = page.evaluate("""async () => (await fetch('/notes', {method: 'POST',
+        body: new URLSearchParams({note: 'no token'})})).status""")
+    assert status == 403
+
+    # The attacker's page posts its form to the notes page as soon as it loads.
+    with page.expect_response(lambda r: r.url == f"{victim}/notes" and r.request.method == "POST") as posted:
+        page.goto(attacker)
+    response = posted.value
+    assert response.status == 403
+    assert response.request.all_headers().get("sec-fetch-site") == "cross-site"
+    assert "csrf-cross-site" in response.text()
+
+    page.goto(f"{victim}/notes")
+    text = page.content()
+    assert "attack from another site" not in text and "no token" not in text
+    assert "<li>hello from chromium</li>" in text and "<li>hello from fetch</li>" in text
