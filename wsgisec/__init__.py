@@ -10,7 +10,8 @@ from .https import HTTPSOnly as HTTPSOnly
 from .settings import ConfigurationError as ConfigurationError
 from .signed_requests import SignedRequests as SignedRequests
 from .token_auth import TokenAuth as TokenAuth
+from .whitelist import Whitelist as Whitelist
 
-__all__ = ["ErrorMasker", "HTTPSOnly", "TokenAuth", "SignedRequests", "ConfigurationError"]
+__all__ = ["ErrorMasker", "HTTPSOnly", "TokenAuth", "SignedRequests", "Whitelist", "ConfigurationError"]
 
 __version__ = "0.1.0.dev0"
