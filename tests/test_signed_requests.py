@@ -533,6 +533,18 @@ def test_requests_without_partner_credentials_go_to_browser_csrf(store, creds):
     assert send(app, signed(creds)).status_int == 200
 
 
+def test_a_bearer_request_token_auth_accepted_is_still_a_partner_request(store, creds):
+    """token_auth removes Authorization after accepting it; the request must still be signed.
+
+    Without this, a stolen bearer token alone would pass as a "browser" GET.
+    """
+    pytest.importorskip("wsgisec.csrf", reason="the browser half (wsgisec/csrf.py) is not there yet")
+    app = TestApp(validated(make_layer(store, browser_csrf=True)))
+    as_token_auth_leaves_it = {"wsgisec.client": {"id": "acme"}, "REMOTE_USER": "acme"}
+    refusal(app.get("/items", extra_environ=as_token_auth_leaves_it, expect_errors=True), "signature-missing")
+    assert send(app, signed(creds), environ=dict(as_token_auth_leaves_it)).status_int == 200
+
+
 def test_filter_factory_accepts_csrf_settings(tmp_path, monkeypatch):
     csrf = pytest.importorskip("wsgisec.csrf", reason="the browser half (wsgisec/csrf.py) is not there yet")
     monkeypatch.setenv("SR_KEY", "x" * 32)

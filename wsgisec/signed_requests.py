@@ -354,7 +354,10 @@ class SignedRequests(Layer):
             return self.app(environ, start_response)
         if self.browser is not None and not (
                 environ.get(self.token_key) or "HTTP_AUTHORIZATION" in environ
-                or "HTTP_SIGNATURE" in environ or "HTTP_SIGNATURE_INPUT" in environ):
+                or "HTTP_SIGNATURE" in environ or "HTTP_SIGNATURE_INPUT" in environ
+                # token_auth outside us accepted a bearer token and removed the
+                # Authorization header: still a partner, who must sign.
+                or "wsgisec.client" in environ):
             # No partner credential at all: a browser (or nobody). CSRF rules apply.
             return self.browser(environ, start_response)
         try:
