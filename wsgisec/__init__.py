@@ -6,12 +6,13 @@ for the architecture.
 """
 
 from .errors import ErrorMasker as ErrorMasker
+from .escaping import Escaping as Escaping
 from .https import HTTPSOnly as HTTPSOnly
 from .settings import ConfigurationError as ConfigurationError
 from .signed_requests import SignedRequests as SignedRequests
 from .token_auth import TokenAuth as TokenAuth
 from .whitelist import Whitelist as Whitelist
 
-__all__ = ["ErrorMasker", "HTTPSOnly", "TokenAuth", "SignedRequests", "Whitelist", "ConfigurationError"]
+__all__ = ["ErrorMasker", "Escaping", "HTTPSOnly", "TokenAuth", "SignedRequests", "Whitelist", "ConfigurationError"]
 
 __version__ = "0.1.0.dev0"
