@@ -20,6 +20,7 @@ from wsgisec import credentials, pipeline
 from wsgisec.clients import CLIENTS, DEFAULT_CONTEXT, ClientRegistry
 from wsgisec.settings import ConfigurationError
 from wsgisec.store import StoreUnavailable
+from wsgisec.testing import PartnerTestApp, partner_credentials
 from wsgisec.token_auth import LOCKS, SPENT, TokenAuth, filter_factory
 
 INI = pathlib.Path(__file__).parent / "ini"
@@ -491,6 +492,21 @@ def test_disabling_a_client_stops_its_tokens_at_once(issued, store):
     assert store.events(kinds=["client-disabled"])
 
 
+def test_disabling_a_client_also_retires_its_signing_keys(store):
+    """With signed_requests alone (no token_auth in front), a disabled client must not
+    keep signing its way in."""
+    from wsgisec.signed_requests import issue_signing_key, signing_keys_of
+
+    registry = ClientRegistry(store)
+    record, _secret = registry.create("Acme", scopes=["items:read"])
+    other, _ = registry.create("Other", scopes=["items:read"])
+    issue_signing_key(store, record["id"])
+    issue_signing_key(store, other["id"])
+    registry.disable(record["id"])
+    assert signing_keys_of(store, record["id"]) == []
+    assert len(signing_keys_of(store, other["id"])) == 1
+
+
 def test_rotated_secret_keeps_the_old_one_for_the_grace_period(api, clock):
     app, layer = api
     client_id, old = new_client(layer)
@@ -697,15 +713,41 @@ def test_missing_store_is_a_configuration_error():
 
 
 PROXY = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https"}
+# What a partner calling https://localhost/ sends through the local TLS proxy. WebTest's
+# default Host is "localhost:80": signed as an http URL (":80" dropped from @authority,
+# RFC 9421 §2.2.3) but verified as https once the https layer believed the proxy (":80" kept).
+SIGNED_PROXY = dict(PROXY, HTTP_HOST="localhost")
 
 
 @pytest.fixture
-def example(load_example):
-    app = load_example("partner_api.ini")
-    return TestApp(validated(app), extra_environ=dict(PROXY)), pipeline.find_layer(app, TokenAuth)
+def flagship(load_example):
+    return load_example("partner_api.ini")
 
 
-def test_example_partner_flow(example):
+@pytest.fixture
+def example(flagship):
+    return TestApp(validated(flagship), extra_environ=dict(PROXY)), pipeline.find_layer(flagship, TokenAuth)
+
+
+@pytest.fixture
+def partner(flagship):
+    """A signing partner on the same pipeline: the example's signed_requests layer wants a
+    request token and an RFC 9421 signature with the bearer token on every API call."""
+    def partner(client_id, access_token=None):
+        return PartnerTestApp(validated(flagship), access_token=access_token, extra_environ=dict(SIGNED_PROXY),
+                              **partner_credentials(flagship, client_id))
+
+    return partner
+
+
+def assert_bearer_alone_is_refused(app, token, path="/api/items"):
+    """token_auth accepts the token, then signed_requests asks for the partner signature."""
+    refused = app.get(path, headers=bearer(token), status=401)
+    assert refused.json["reason"] == "signature-missing"
+    assert refused.headers["WWW-Authenticate"].startswith("Signature ")
+
+
+def test_example_partner_flow(example, partner):
     app, layer = example
     record, secret = layer.registry.create("Acme", scopes=["items:read"])
     assert app.get("/healthz").text == "ok\n"
@@ -714,24 +756,28 @@ def test_example_partner_flow(example):
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="partner-api"'
     tokens = app.post("/oauth/token", {"grant_type": "client_credentials"},
                       headers=basic(record["id"], secret)).json
-    items = app.get("/api/items", headers=bearer(tokens["access_token"]))
+    assert_bearer_alone_is_refused(app, tokens["access_token"])
+    acme = partner(record["id"], tokens["access_token"])
+    items = acme.get("/api/items")
     assert "Widget" in items.text and "Strict-Transport-Security" in items.headers
-    assert app.get("/api/whoami", headers=bearer(tokens["access_token"])).json == \
-        {"user": record["id"], "scopes": "items:read"}
-    denied = app.post_json("/api/items", {"name": "x"}, headers=bearer(tokens["access_token"]), status=403)
+    assert acme.get("/api/whoami").json == {"user": record["id"], "scopes": "items:read"}
+    denied = acme.post_json("/api/items", {"name": "x"}, status=403)
     assert 'scope="items:write"' in denied.headers["WWW-Authenticate"]
     renewed = app.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
                        headers=basic(record["id"], secret)).json
-    app.get("/api/items", headers=bearer(renewed["access_token"]))
+    acme.get("/api/items", headers=bearer(renewed["access_token"]))
     app.post("/oauth/revoke", {"token": renewed["refresh_token"]}, headers=basic(record["id"], secret))
-    app.get("/api/items", headers=bearer(renewed["access_token"]), status=401)
+    # Signed, so the refusal is token_auth's: the revoked bearer token itself.
+    gone = acme.get("/api/items", headers=bearer(renewed["access_token"]), status=401)
+    assert 'error="invalid_token"' in gone.headers["WWW-Authenticate"]
 
 
-def test_example_user_token_reaches_the_flask_app(example):
+def test_example_user_token_reaches_the_flask_app(example, partner):
     app, layer = example
     record, _secret = layer.registry.create("Acme", scopes=["items:read"])
     tokens = layer.issue_token(record["id"], user="alice")
-    assert app.get("/api/whoami", headers=bearer(tokens["access_token"])).json["user"] == "alice"
+    assert_bearer_alone_is_refused(app, tokens["access_token"], "/api/whoami")
+    assert partner(record["id"], tokens["access_token"]).get("/api/whoami").json["user"] == "alice"
 
 
 def test_example_plain_http_token_is_revoked_by_the_https_layer(example):

@@ -50,7 +50,7 @@ import time
 
 from passlib.context import CryptContext
 
-from .credentials import TOKENS
+from .credentials import CLIENT_CREDENTIALS, TOKENS
 
 __all__ = ["CLIENTS", "ClientRegistry", "DEFAULT_CONTEXT", "new_secret", "client_tag",
            "valid_scope", "INTROSPECT", "PERMISSIONS"]
@@ -157,11 +157,15 @@ class ClientRegistry:
         return secret
 
     def disable(self, client_id: str) -> int | None:
-        """Disable a client and delete all its tokens at once; returns how many, or None."""
+        """Disable a client and delete its tokens and signing keys at once.
+
+        Returns how many tokens were deleted, or None for an unknown client.
+        """
         if self.get(client_id) is None:
             return None
         self.store.update(CLIENTS, client_id, {"disabled": True, "updated": self.clock()})
-        return self.store.delete_tagged(TOKENS, client_tag(client_id))
+        deleted = {ns: self.store.delete_tagged(ns, client_tag(client_id)) for ns in CLIENT_CREDENTIALS}
+        return deleted[TOKENS]
 
     def enable(self, client_id: str) -> bool:
         return self.store.update(CLIENTS, client_id, {"disabled": False, "updated": self.clock()})

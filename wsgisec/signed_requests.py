@@ -122,6 +122,7 @@ import secrets
 import time
 
 from . import events, httpsig, settings
+from .credentials import SIGNING_KEYS
 from .pipeline import Layer
 from .request_tokens import RequestTokenError, RequestTokens
 from .responses import problem
@@ -152,7 +153,6 @@ REASONS = {
 }
 
 #: Store namespaces.
-SIGNING_KEYS = "signing_keys"
 NONCES = "nonces"
 CLIENTS = "clients"  # owned by wsgisec.clients; read only, to check a client exists
 
