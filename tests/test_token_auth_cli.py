@@ -16,9 +16,13 @@ from conftest import EXAMPLES, ROOT, validated
 from wsgisec import pipeline
 from wsgisec.cli import main
 from wsgisec.clients import CLIENTS
+from wsgisec.testing import PartnerTestApp, partner_credentials
 from wsgisec.token_auth import TokenAuth
 
 PROXY = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https"}
+# A partner calling https://localhost/ through the local TLS proxy (WebTest's default Host
+# "localhost:80" would be signed as http, without ":80", and verified as https, with it).
+SIGNED_PROXY = dict(PROXY, HTTP_HOST="localhost")
 
 
 @pytest.fixture
@@ -30,10 +34,31 @@ def ini(tmp_path):
 
 
 @pytest.fixture
-def served(ini):
+def loaded(ini):
     """The pipeline the CLI manages, as the server would load it."""
-    app = pipeline.load(ini)
-    return TestApp(validated(app), extra_environ=dict(PROXY)), pipeline.find_layer(app, TokenAuth)
+    return pipeline.load(ini)
+
+
+@pytest.fixture
+def served(loaded):
+    return TestApp(validated(loaded), extra_environ=dict(PROXY)), pipeline.find_layer(loaded, TokenAuth)
+
+
+@pytest.fixture
+def partner(loaded):
+    """The example's API wants a request token and an RFC 9421 signature with the bearer
+    token: a TestApp that signs as ``client_id`` (with its own key and request token)."""
+    def partner(client_id):
+        return PartnerTestApp(validated(loaded), extra_environ=dict(SIGNED_PROXY),
+                              **partner_credentials(loaded, client_id))
+
+    return partner
+
+
+def assert_bearer_alone_is_refused(app, token, path="/api/items"):
+    """token_auth takes the token; signed_requests still wants the partner signature."""
+    refused = app.get(path, headers={"Authorization": f"Bearer {token}"}, status=401)
+    assert refused.json["reason"] == "signature-missing"
 
 
 def run(capsys, *argv):
@@ -104,14 +129,18 @@ def test_rotate_secret_with_grace(capsys, ini, served):
     get_token(app, created["client_id"], rotated["client_secret"], status=401)
 
 
-def test_disable_revokes_every_token_at_once(capsys, ini, served):
+def test_disable_revokes_every_token_at_once(capsys, ini, served, partner):
     created = create(capsys, ini)
     app, _layer = served
     token = get_token(app, created["client_id"], created["client_secret"]).json["access_token"]
-    app.get("/api/items", headers={"Authorization": f"Bearer {token}"})
+    assert_bearer_alone_is_refused(app, token)
+    acme = partner(created["client_id"])
+    acme.get("/api/items", headers={"Authorization": f"Bearer {token}"})
     code, out, _err = run(capsys, "client", "disable", created["client_id"], "--config", ini)
     assert code == 0 and "2 token(s) revoked" in out
-    app.get("/api/items", headers={"Authorization": f"Bearer {token}"}, status=401)
+    # Still signed: the refusal is token_auth's, for the revoked token.
+    gone = acme.get("/api/items", headers={"Authorization": f"Bearer {token}"}, status=401)
+    assert 'error="invalid_token"' in gone.headers["WWW-Authenticate"]
     get_token(app, created["client_id"], created["client_secret"], status=401)
 
 
@@ -123,31 +152,39 @@ def test_unknown_client_exits_3(capsys, ini, verb):
     assert code == 3 and "c_0000000000000000" in err
 
 
-def test_token_issue_for_a_user(capsys, ini, served):
+def test_token_issue_for_a_user(capsys, ini, served, partner):
     created = create(capsys, ini)
     code, out, _err = run(capsys, "token", "issue", "--client", created["client_id"], "--user", "alice",
                           "--scope", "items:read", "--config", ini, "--json")
     tokens = json.loads(out)
     assert code == 0 and tokens["scope"] == "items:read" and tokens["token_type"] == "Bearer"
     app, _layer = served
-    assert app.get("/api/whoami", headers={"Authorization": "Bearer " + tokens["access_token"]}).json == \
-        {"user": "alice", "scopes": "items:read"}
+    assert_bearer_alone_is_refused(app, tokens["access_token"], "/api/whoami")
+    whoami = partner(created["client_id"]).get("/api/whoami",
+                                               headers={"Authorization": "Bearer " + tokens["access_token"]})
+    assert whoami.json == {"user": "alice", "scopes": "items:read"}
     code, _out, err = run(capsys, "token", "issue", "--client", created["client_id"], "--scope", "admin",
                           "--config", ini)
     assert code == 2 and "admin" in err
 
 
-def test_token_revoke_by_client_user_and_stdin(capsys, ini, served, monkeypatch):
+def test_token_revoke_by_client_user_and_stdin(capsys, ini, served, partner, monkeypatch):
     created = create(capsys, ini)
     app, layer = served
     client_id = created["client_id"]
     by_user = layer.issue_token(client_id, user="alice")
     other_user = layer.issue_token(client_id, user="bob")
+    assert_bearer_alone_is_refused(app, by_user["access_token"])
+    acme = partner(client_id)
 
     def works(tokens):
-        response = app.get("/api/items", headers={"Authorization": "Bearer " + tokens["access_token"]},
-                           expect_errors=True)
+        response = acme.get("/api/items", headers={"Authorization": "Bearer " + tokens["access_token"]},
+                            expect_errors=True)
+        if response.status_int == 401:  # refused by token_auth, never by the signature check
+            assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
         return response.status_int == 200
+
+    assert works(by_user) and works(other_user)
 
     code, out, _err = run(capsys, "token", "revoke", "--user", "alice", "--config", ini)
     assert code == 0 and out.strip() == "2 token(s) revoked"
@@ -179,7 +216,7 @@ def test_config_from_the_environment_and_missing_layer(capsys, ini, monkeypatch,
     assert exited.value.code == 2 and "no token_auth layer" in capsys.readouterr().err
 
 
-def test_cli_as_a_subprocess(ini, served):
+def test_cli_as_a_subprocess(ini, served, partner):
     env = dict(os.environ, PYTHONPATH=str(EXAMPLES))
     result = subprocess.run(
         [sys.executable, "-m", "wsgisec.cli", "client", "create", "--config", ini, "--name", "Sub",
@@ -188,4 +225,6 @@ def test_cli_as_a_subprocess(ini, served):
     created = json.loads(result.stdout)
     app, _layer = served
     token = get_token(app, created["client_id"], created["client_secret"]).json["access_token"]
-    assert "Widget" in app.get("/api/items", headers={"Authorization": f"Bearer {token}"}).text
+    assert_bearer_alone_is_refused(app, token)
+    items = partner(created["client_id"]).get("/api/items", headers={"Authorization": f"Bearer {token}"})
+    assert "Widget" in items.text

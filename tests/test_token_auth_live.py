@@ -19,6 +19,8 @@ from webtest import TestApp
 from conftest import EXAMPLES, validated
 from wsgisec import pipeline
 from wsgisec.credentials import digest
+from wsgisec.partner import PartnerAuth
+from wsgisec.testing import PartnerTestApp, partner_credentials
 from wsgisec.token_auth import TokenAuth
 
 # The example's https layer believes X-Forwarded-Proto from 127.0.0.1 (a local TLS proxy).
@@ -26,14 +28,19 @@ PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 
 
 @pytest.fixture
-def served(load_example):
+def flagship(load_example):
+    return load_example("partner_api.ini")
+
+
+@pytest.fixture
+def served(flagship):
     """partner_api.ini on a real waitress server at 127.0.0.1:<free port>, in a thread.
 
     WebTest's StopableWSGIServer is waitress with a clean cross-thread shutdown.
     """
     from webtest.http import StopableWSGIServer
 
-    app = load_example("partner_api.ini")
+    app = flagship
     # As `wsgisec serve` runs it: proxy headers are judged by the https layer, not waitress.
     server = StopableWSGIServer.create(app, host="127.0.0.1", ident="", expose_tracebacks=False,
                                        clear_untrusted_proxy_headers=False, threads=2)
@@ -45,13 +52,41 @@ def served(load_example):
 
 
 @pytest.fixture
+def signer(flagship, served):
+    """``signer(client_id, before=None)``: a requests auth that signs as that partner.
+
+    The example's signed_requests layer wants, with the bearer token, the request token
+    and an RFC 9421 signature the operator's credentials make. ``PartnerAuth`` without a
+    client secret fetches no token: it only adds X-Request-Token, Content-Digest and the
+    signature, so the OAuth library keeps injecting (and refreshing) the bearer token.
+    requests-oauthlib puts the token in the headers before the auth runs; Authlib uses
+    ``auth=`` for its own token auth, which is then passed as ``before``.
+    """
+    base, _layer = served
+
+    def signer(client_id, before=None):
+        credentials = partner_credentials(flagship, client_id)
+        sign = PartnerAuth(base, client_id=client_id, keyid=credentials["keyid"],
+                           signing_key=credentials["signing_key"], request_token=credentials["request_token"],
+                           request_token_header=credentials["request_token_header"])
+        return sign if before is None else (lambda prepared: sign(before(prepared)))
+
+    return signer
+
+
+def assert_bearer_alone_is_refused(response):
+    """token_auth took the bearer token; signed_requests wants the partner's signature."""
+    assert response.status_code == 401 and response.json()["reason"] == "signature-missing"
+
+
+@pytest.fixture
 def insecure_transport_ok(monkeypatch):
     # The libraries refuse http:// URLs; TLS is terminated by the (simulated) local proxy.
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
 
 
-def test_requests_oauthlib_client_credentials_flow(served, insecure_transport_ok, request):
+def test_requests_oauthlib_client_credentials_flow(served, signer, insecure_transport_ok, request):
     from oauthlib.oauth2 import BackendApplicationClient
     from requests.auth import HTTPBasicAuth
     from requests_oauthlib import OAuth2Session
@@ -63,15 +98,18 @@ def test_requests_oauthlib_client_credentials_flow(served, insecure_transport_ok
     session.headers.update(PROXY_HEADERS)
     token = session.fetch_token(token_url=base + "/oauth/token", client_id=record["id"], client_secret=secret)
     assert token["token_type"] == "Bearer" and token["scope"] == ["items:read"]
-    response = session.get(base + "/api/items")
+    assert_bearer_alone_is_refused(session.get(base + "/api/items"))
+    sign = signer(record["id"])
+    response = session.get(base + "/api/items", auth=sign)
     assert response.status_code == 200 and "Widget" in response.text
     assert response.headers["Strict-Transport-Security"]
-    assert session.post(base + "/api/items", json={"name": "x", "price": 1}).status_code == 403
+    assert session.post(base + "/api/items", json={"name": "x", "price": 1}, auth=sign).status_code == 403
 
     renewed = session.refresh_token(base + "/oauth/token", auth=HTTPBasicAuth(record["id"], secret))
     assert renewed["access_token"] != token["access_token"]
-    assert session.get(base + "/api/items").status_code == 200
-    old = requests.get(base + "/api/items", headers=dict(PROXY_HEADERS, Authorization="Bearer " + token["access_token"]))
+    assert session.get(base + "/api/items", auth=sign).status_code == 200
+    old = requests.get(base + "/api/items", auth=sign,
+                       headers=dict(PROXY_HEADERS, Authorization="Bearer " + token["access_token"]))
     assert old.status_code == 200  # rotation replaces refresh tokens; access tokens run out on their own
 
     # An RFC 6749 §5.2 error surfaces as the library's own exception.
@@ -84,7 +122,8 @@ def test_requests_oauthlib_client_credentials_flow(served, insecure_transport_ok
 
 
 @pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
-def test_authlib_session_fetch_refresh_revoke_introspect(served, insecure_transport_ok, auth_method, request):
+def test_authlib_session_fetch_refresh_revoke_introspect(served, signer, insecure_transport_ok, auth_method,
+                                                         request):
     from authlib.integrations.requests_client import OAuth2Session
 
     base, layer = served
@@ -95,13 +134,15 @@ def test_authlib_session_fetch_refresh_revoke_introspect(served, insecure_transp
     session.headers.update(PROXY_HEADERS)
     token = session.fetch_token(base + "/oauth/token", grant_type="client_credentials")
     assert token["scope"] == "items:read" and token["expires_in"] == 900
-    assert session.get(base + "/api/items").status_code == 200
-    whoami = session.get(base + "/api/whoami")
+    assert_bearer_alone_is_refused(session.get(base + "/api/items"))
+    sign = signer(record["id"], before=session.token_auth)  # Authlib's bearer auth, then the signature
+    assert session.get(base + "/api/items", auth=sign).status_code == 200
+    whoami = session.get(base + "/api/whoami", auth=sign)
     assert whoami.status_code == 200 and whoami.json() == {"user": record["id"], "scopes": "items:read"}
 
     renewed = session.refresh_token(base + "/oauth/token")
     assert renewed["refresh_token"] != token["refresh_token"]
-    assert session.get(base + "/api/items").status_code == 200
+    assert session.get(base + "/api/items", auth=sign).status_code == 200
 
     # The resource server behind the same store introspects with its own permission.
     rs, rs_secret = layer.registry.create("Resource server", permissions=["introspect"])
@@ -114,7 +155,8 @@ def test_authlib_session_fetch_refresh_revoke_introspect(served, insecure_transp
     revoked = session.revoke_token(base + "/oauth/revoke", token=renewed["refresh_token"],
                                    token_type_hint="refresh_token")
     assert revoked.status_code == 200
-    assert session.get(base + "/api/items").status_code == 401
+    gone = session.get(base + "/api/items", auth=sign)  # signed: token_auth refuses the revoked token
+    assert gone.status_code == 401 and 'error="invalid_token"' in gone.headers["WWW-Authenticate"]
     gone = checker.introspect_token(base + "/oauth/introspect", token=renewed["access_token"]).json()
     assert gone == {"active": False}
 
@@ -138,7 +180,15 @@ def test_sqlite_file_holds_no_plaintext_secret_or_token(load_example, store_url)
     second = test.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
                        headers=basic).json
     user = layer.issue_token(record["id"], user="alice")
-    test.get("/api/items", headers={"Authorization": "Bearer " + second["access_token"]})
+    bearer_only = test.get("/api/items", headers={"Authorization": "Bearer " + second["access_token"]}, status=401)
+    assert bearer_only.json["reason"] == "signature-missing"
+    # A partner call as the example wants it (request token + RFC 9421 signature); the Host a
+    # partner calling https://localhost/ sends (WebTest's "localhost:80" would be signed as http).
+    credentials = partner_credentials(app, record["id"])
+    partner = PartnerTestApp(validated(app), access_token=second["access_token"],
+                             extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https",
+                                            "HTTP_HOST": "localhost"}, **credentials)
+    assert "Widget" in partner.get("/api/items").text
     test.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
               headers=basic, status=400)  # reuse: an event is written too
     fresh = layer.issue_token(record["id"])
@@ -151,7 +201,7 @@ def test_sqlite_file_holds_no_plaintext_secret_or_token(load_example, store_url)
                         for row in connection.execute(f"SELECT * FROM {table}"))
     plaintext = [secret, rotated, first["access_token"], first["refresh_token"], second["access_token"],
                  second["refresh_token"], user["access_token"], user["refresh_token"],
-                 fresh["access_token"], fresh["refresh_token"]]
+                 fresh["access_token"], fresh["refresh_token"], credentials["request_token"]]
     for value in plaintext:
         assert value.encode() not in raw and value not in rows
         assert base64.b64encode(value.encode()).decode()[:40] not in rows
@@ -162,38 +212,58 @@ def test_sqlite_file_holds_no_plaintext_secret_or_token(load_example, store_url)
 
 # The README's partner quick-start, verbatim (the notes file copies it from here).
 QUICKSTART = r'''export WSGISEC_CONFIG=examples/partner_api.ini
-API=http://127.0.0.1:8080
+export API=http://127.0.0.1:8080
+field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 # 1. The operator creates a client; its secret is printed once and stored only as a hash.
+#    API calls must also be signed: it issues a request token and a signing key (shown once).
 wsgisec client create --name "Acme reporting" --scope items:read --json > acme-client.json
-CLIENT_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' < acme-client.json)
-CLIENT_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' < acme-client.json)
+CLIENT_ID=$(field client_id < acme-client.json)
+CLIENT_SECRET=$(field client_secret < acme-client.json)
+REQUEST_TOKEN=$(wsgisec client request-token "$CLIENT_ID" --json | field request_token)
+wsgisec client signing-key "$CLIENT_ID" --json > acme-signing-key.json
+KEY_ID=$(field keyid < acme-signing-key.json)
+SIGNING_KEY=$(field key < acme-signing-key.json)
 
 # 2. The partner gets a token (client credentials grant, HTTP Basic client authentication).
 #    X-Forwarded-Proto: https plays the local TLS proxy that the example trusts.
 curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -H 'X-Forwarded-Proto: https' \
      -d grant_type=client_credentials "$API/oauth/token" > token.json
-ACCESS_TOKEN=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' < token.json)
-REFRESH_TOKEN=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])' < token.json)
+ACCESS_TOKEN=$(field access_token < token.json)
+REFRESH_TOKEN=$(field refresh_token < token.json)
+export CLIENT_ID REQUEST_TOKEN KEY_ID SIGNING_KEY ACCESS_TOKEN  # read by call_api below
 
-# 3. ...and calls the API with it.
-curl -s -H "Authorization: Bearer $ACCESS_TOKEN" -H 'X-Forwarded-Proto: https' "$API/api/items"
-echo
+# 3. A bearer token alone is refused (401, "reason": "signature-missing")...
+curl -s -H "Authorization: Bearer $ACCESS_TOKEN" -H 'X-Forwarded-Proto: https' "$API/api/items"; echo
+
+#    ...the partner calls the API with bearer token, request token and an RFC 9421 signature
+#    (Content-Digest, created, keyid, nonce), made by wsgisec.partner (pip install wsgisec[partner]).
+call_api() {
+python3 - "$1" <<'EOF'
+import os, sys, requests
+from wsgisec.partner import PartnerAuth
+env = os.environ
+sign = PartnerAuth(env["API"], client_id=env["CLIENT_ID"], request_token=env["REQUEST_TOKEN"],
+                   keyid=env["KEY_ID"], signing_key=env["SIGNING_KEY"])
+response = requests.get(env["API"] + sys.argv[1], auth=sign, headers={
+    "Authorization": "Bearer " + env["ACCESS_TOKEN"], "X-Forwarded-Proto": "https"})
+print(response.status_code, response.text)
+EOF
+}
+call_api /api/items
 
 # 4. Before the access token expires (15 minutes), it renews both tokens; the old
 #    refresh token is spent (using it again would revoke the whole token family).
 curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -H 'X-Forwarded-Proto: https' \
      -d grant_type=refresh_token --data-urlencode "refresh_token=$REFRESH_TOKEN" "$API/oauth/token" > token.json
-ACCESS_TOKEN=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' < token.json)
-REFRESH_TOKEN=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])' < token.json)
-curl -s -H "Authorization: Bearer $ACCESS_TOKEN" -H 'X-Forwarded-Proto: https' "$API/api/items"
-echo
+ACCESS_TOKEN=$(field access_token < token.json)
+REFRESH_TOKEN=$(field refresh_token < token.json)
+call_api /api/items
 
 # 5. When done, it revokes the refresh token (RFC 7009), which also ends its access token.
 curl -s -o /dev/null -w 'revoke: %{http_code}\n' -u "$CLIENT_ID:$CLIENT_SECRET" -H 'X-Forwarded-Proto: https' \
      --data-urlencode "token=$REFRESH_TOKEN" -d token_type_hint=refresh_token "$API/oauth/revoke"
-curl -s -o /dev/null -w 'API after revocation: %{http_code}\n' \
-     -H "Authorization: Bearer $ACCESS_TOKEN" -H 'X-Forwarded-Proto: https' "$API/api/items"
+call_api /api/items
 '''
 
 
@@ -209,6 +279,9 @@ def test_readme_partner_quick_start_works_when_pasted(tmp_path):
     wsgisec = bin_dir / "wsgisec"  # the console script, as an installed package provides it
     wsgisec.write_text(f"#!/bin/sh\nexec {sys.executable} -m wsgisec.cli \"$@\"\n")
     wsgisec.chmod(0o755)
+    python3 = bin_dir / "python3"  # the Python wsgisec[partner] is installed in (an activated venv)
+    python3.write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
+    python3.chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", PYTHONPATH=str(EXAMPLES))
     server = subprocess.Popen([sys.executable, "-m", "wsgisec.cli", "serve", "examples/partner_api.ini",
                                "--port", str(port)], cwd=tmp_path, env=env,
@@ -229,5 +302,11 @@ def test_readme_partner_quick_start_works_when_pasted(tmp_path):
         server.wait(10)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert '"Widget"' in lines[0] and '"Widget"' in lines[1]
-    assert lines[2:] == ["revoke: 200", "API after revocation: 401"]
+    assert len(lines) == 5, result.stdout
+    # The bearer token alone: token_auth accepts it, signed_requests wants the signature.
+    assert '"status": 401' in lines[0] and '"reason": "signature-missing"' in lines[0]
+    assert lines[1].startswith("200 ") and '"Widget"' in lines[1]
+    assert lines[2].startswith("200 ") and '"Widget"' in lines[2]
+    assert lines[3] == "revoke: 200"
+    # Signed, and refused by token_auth: the access token went with its refresh token.
+    assert lines[4].startswith("401 ") and '"error": "invalid_token"' in lines[4]
