@@ -588,3 +588,25 @@ def test_any_change_after_signing_is_refused(tmp_path_factory, part, junk):
         assert response.json["reason"] in ("signature-invalid", "digest-mismatch", "expired")
     finally:
         store.close()
+
+
+def test_a_cached_request_token_still_expires_and_is_still_revocable(store):
+    """Verified tokens are remembered per process; time and revocation are checked anew."""
+    from wsgisec.request_tokens import RequestTokenError, RequestTokens
+
+    now = [1_800_000_000.0]
+    tokens = RequestTokens([SECRET], max_age=3600, store=store, clock=lambda: now[0])
+    token, record = tokens.issue("acme")
+    assert tokens.verify(token)["client_id"] == "acme"  # now cached
+    tokens.revoke(record["token_id"], "acme")
+    with pytest.raises(RequestTokenError) as revoked:
+        tokens.verify(token)
+    assert revoked.value.code == "unknown-key"
+    other, _ = tokens.issue("acme")
+    assert tokens.verify(other)["client_id"] == "acme"
+    now[0] += 3601
+    with pytest.raises(RequestTokenError) as expired:
+        tokens.verify(other)
+    assert expired.value.code == "expired"
+    with pytest.raises(RequestTokenError):
+        tokens.verify(other[:-2] + ("AA" if not other.endswith("AA") else "BB"))  # forged: not from the cache

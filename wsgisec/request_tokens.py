@@ -38,6 +38,8 @@ _SALT = "wsgisec.request-token"
 # itsdangerous tokens are URL-safe base64 plus "." separators; anything else is refused
 # before any crypto runs, and length is bounded.
 _MAX_LENGTH = 512
+# Signature-verified tokens remembered per process (one per partner in practice).
+_CACHE_SIZE = 4096
 _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -74,6 +76,7 @@ class RequestTokens:
         self.store = store
         self.clock = clock
         self._serializer = _Serializer(keys, salt=_SALT, clock=clock)
+        self._verified: dict[bytes, dict] = {}
 
     def issue(self, client_id: str) -> tuple[str, dict]:
         """A new token for ``client_id`` and its (non-secret) record."""
@@ -93,6 +96,26 @@ class RequestTokens:
         """
         if not token or len(token) > _MAX_LENGTH or not _ALPHABET.issuperset(token):
             raise RequestTokenError("signature-invalid", "malformed request token")
+        # A partner sends the same token with every request: remember the ones whose
+        # signature verified (keyed by digest, so no token sits in the cache), and redo
+        # only the time checks. Revocation is still read from the store every time.
+        cache_key = hashlib.sha256(token.encode()).digest()
+        claims = self._verified.get(cache_key)
+        if claims is None:
+            claims = self._verify_signature(token)
+            if len(self._verified) >= _CACHE_SIZE:
+                self._verified.clear()
+            self._verified[cache_key] = claims
+        now = self.clock()
+        if now - claims["issued"] > self.max_age:
+            raise RequestTokenError("expired", "request token expired")
+        if claims["issued"] > now + 300:
+            raise RequestTokenError("signature-invalid", "request token issued in the future")
+        if check_revoked and self.store is not None and self.store.get(REVOKED, claims["token_id"]) is not None:
+            raise RequestTokenError("unknown-key", "request token revoked")
+        return dict(claims)
+
+    def _verify_signature(self, token: str) -> dict:
         try:
             payload, issued = self._serializer.loads(token, max_age=self.max_age, return_timestamp=True)
         except SignatureExpired:
@@ -102,13 +125,8 @@ class RequestTokens:
             raise RequestTokenError("signature-invalid", "request token signature invalid") from None
         if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) for k in "ckj"):
             raise RequestTokenError("signature-invalid", "request token payload invalid")
-        claims = {"client_id": payload["c"], "key_id": payload["k"], "token_id": payload["j"],
-                  "issued": int(issued.timestamp())}
-        if claims["issued"] > self.clock() + 300:
-            raise RequestTokenError("signature-invalid", "request token issued in the future")
-        if check_revoked and self.store is not None and self.store.get(REVOKED, claims["token_id"]) is not None:
-            raise RequestTokenError("unknown-key", "request token revoked")
-        return claims
+        return {"client_id": payload["c"], "key_id": payload["k"], "token_id": payload["j"],
+                "issued": int(issued.timestamp())}
 
     def revoke(self, token_id: str, client_id: str | None = None) -> None:
         """Refuse the token with this id from now on (on every worker)."""
