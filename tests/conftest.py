@@ -8,6 +8,9 @@
 * ``load_example(ini, **global_conf)``: ``paste.deploy.loadapp`` on ``examples/<ini>`` with
   the store redirected to a temporary file, exactly as ``wsgisec serve`` loads it.
 * ``validated(app)``: ``wsgiref.validate.validator`` around an app, for WebTest.
+* ``CHROMIUM``, ``CHROMIUM_ARGS``, ``needs_chromium``: Debian's chromium for Playwright
+  (never ``playwright install``); tests marked ``needs_chromium`` skip, saying why,
+  where it is not installed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 REDIS_URL = os.environ.get("WSGISEC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+skip_without_chromium = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason=f"browser test: no chromium at {CHROMIUM} (apt-get install chromium)")
+needs_chromium = [pytest.mark.browser, skip_without_chromium]
 
 
 def redis_available() -> str | None:

@@ -8,23 +8,17 @@ hosts) serves an attacker's page whose form posts itself to the notes page.
 
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
+
+from conftest import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
 from flask_legacy.app import create_app
 from wsgisec.csrf import BrowserCSRF
 from wsgisec.settings import Secret
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no chromium at {CHROMIUM} (apt install chromium)"),
-]
+pytestmark = needs_chromium
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 waitress_server = pytest.importorskip("waitress.server", reason="waitress is not installed")
@@ -71,7 +65,7 @@ def attacker(victim):
 @pytest.fixture
 def page():
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context()
             context.set_default_timeout(15000)

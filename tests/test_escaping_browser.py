@@ -11,25 +11,19 @@ here: what stops the payloads is the escaping alone.
 
 from __future__ import annotations
 
-import os
 import threading
 from urllib.parse import urlencode
 
 import pytest
+
+from conftest import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
 from flask_legacy.app import create_app
 from test_escaping import PAGES, contexts_app
 from wsgisec.escaping import Escaping
 from wsgisec.reflection import BLOCKED_URL
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no chromium at {CHROMIUM} (apt install chromium)"),
-]
+pytestmark = needs_chromium
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 waitress_server = pytest.importorskip("waitress.server", reason="waitress is not installed")
@@ -67,7 +61,7 @@ def servers():
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:

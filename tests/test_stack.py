@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
-import os
 import ssl
 import threading
 from socketserver import ThreadingMixIn
@@ -19,9 +18,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 from webtest import TestApp
 
-from conftest import validated
+from conftest import CHROMIUM, CHROMIUM_ARGS, skip_without_chromium, validated
 from wsgisec import credentials, pipeline
-from wsgisec.signed_requests import SignedRequests
 from wsgisec.testing import PartnerTestApp, partner_credentials
 from wsgisec.token_auth import TokenAuth
 
@@ -132,10 +130,6 @@ def test_replaying_a_captured_signed_request_is_refused(partner):
 
 # -- a real browser through the whole stack, over real TLS --------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
-
 
 def self_signed_certificate(directory):
     """A certificate for 127.0.0.1 and localhost, made with the cryptography package."""
@@ -193,7 +187,7 @@ def serve_plain(app):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no chromium at {CHROMIUM} (apt install chromium)")
+@skip_without_chromium
 def test_a_browser_uses_the_legacy_form_through_every_layer_and_a_cross_site_post_fails(stack, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
     site = serve_tls(stack, tmp_path)
@@ -205,7 +199,7 @@ def test_a_browser_uses_the_legacy_form_through_every_layer_and_a_cross_site_pos
         start_response("200 OK", [("Content-Type", "text/html")]), [attack])[1])
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_context(ignore_https_errors=True).new_page()
                 page.set_default_timeout(15000)

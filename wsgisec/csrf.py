@@ -119,7 +119,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import hmac
 import logging
@@ -131,7 +130,7 @@ from urllib.parse import unquote_plus, urlsplit
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from markupsafe import escape
 
-from . import events, settings
+from . import events, pipeline, settings
 from .pipeline import Layer
 from .responses import problem
 from .settings import ConfigurationError, Secret
@@ -842,9 +841,4 @@ def filter_factory(global_conf, **local_conf):
     table["secret_keys"] = (settings.optional(settings.secret_list), None)
     table["store"] = (settings.optional(settings.store_url), None)
     kw = settings.parse("csrf", table, local_conf, global_conf)
-    kw.setdefault("store", settings.default_store_url(global_conf))
-    try:
-        BrowserCSRF(None, **kw)  # validate at start-up, not at the first request
-    except ConfigurationError as error:
-        raise settings.config_error("csrf", global_conf, str(error)) from None
-    return functools.partial(BrowserCSRF, **kw)
+    return pipeline.layer_factory("csrf", BrowserCSRF, kw, global_conf)

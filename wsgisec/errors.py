@@ -63,13 +63,12 @@ Settings (ini name, default):
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import sys
 import traceback
 
-from . import events, settings
+from . import events, pipeline, settings
 from .pipeline import Layer
 from .responses import problem
 from .wsgi import ClosingIterator, close_iterable
@@ -360,9 +359,4 @@ def _scannable(headers) -> bool:
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#error_masker``."""
     kw = settings.parse("error_masker", SETTINGS, local_conf, global_conf)
-    kw.setdefault("store", settings.default_store_url(global_conf))
-    try:
-        ErrorMasker(None, **kw)  # compile extra patterns now, not at the first request
-    except settings.ConfigurationError as error:
-        raise settings.config_error("error_masker", global_conf, str(error)) from None
-    return functools.partial(ErrorMasker, **kw)
+    return pipeline.layer_factory("error_masker", ErrorMasker, kw, global_conf)

@@ -155,7 +155,6 @@ Settings (ini name, default):
 from __future__ import annotations
 
 import codecs
-import functools
 import itertools
 import json
 import re
@@ -163,7 +162,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
-from . import events, settings
+from . import events, pipeline, settings
 from .pipeline import Layer
 from .reflection import Candidate, Finding, Neutraliser, is_candidate, neutralise
 from .settings import ConfigurationError
@@ -1005,9 +1004,4 @@ class _Response:
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#escaping``."""
     kw = settings.parse("escaping", SETTINGS, local_conf, global_conf)
-    kw.setdefault("store", settings.default_store_url(global_conf))
-    try:
-        Escaping(None, **kw)  # validate cross-field rules at start-up
-    except ConfigurationError as error:
-        raise settings.config_error("escaping", global_conf, str(error)) from None
-    return functools.partial(Escaping, **kw)
+    return pipeline.layer_factory("escaping", Escaping, kw, global_conf)

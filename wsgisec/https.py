@@ -79,12 +79,11 @@ Settings (ini name, default):
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from urllib.parse import quote
 
-from . import events, settings
+from . import events, pipeline, settings
 from .credentials import bearer_token, revoke_token
 from .pipeline import Layer
 from .responses import problem, redirect as redirect_response
@@ -382,12 +381,5 @@ def _parse_forwarded(value: str):
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#https``."""
     kw = settings.parse("https", SETTINGS, local_conf, global_conf)
-    kw.setdefault("store", settings.default_store_url(global_conf))
-    kw["redirect_status"] = int(kw["redirect_status"])
-    try:
-        HTTPSOnly(None, **kw)  # validate cross-field rules at start-up
-    except ConfigurationError as error:
-        raise settings.config_error("https", global_conf, str(error)) from None
-
-    return functools.partial(HTTPSOnly, **kw)
+    return pipeline.layer_factory("https", HTTPSOnly, kw, global_conf)
 

@@ -8,12 +8,15 @@ legacy app usually does.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
 from paste.deploy import loadapp
 
-__all__ = ["load", "layers", "find_layer", "config_uri"]
+from . import settings
+
+__all__ = ["load", "layers", "find_layer", "config_uri", "Layer", "layer_factory"]
 
 
 def config_uri(path: str) -> str:
@@ -66,3 +69,18 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} around {self.app!r}>"
+
+
+def layer_factory(name: str, layer_class, kw: dict, global_conf: dict | None):
+    """The end of every ``filter_factory``: ``app -> layer`` with these typed settings.
+
+    Gives the layer the default store (see :func:`settings.default_store_url`) and builds
+    it once without an app, so that rules spanning several settings fail at start-up
+    with the filter and the file named, never at the first request.
+    """
+    kw.setdefault("store", settings.default_store_url(global_conf))
+    try:
+        layer_class(None, **kw)
+    except settings.ConfigurationError as error:
+        raise settings.config_error(name, global_conf, str(error)) from None
+    return functools.partial(layer_class, **kw)

@@ -115,13 +115,12 @@ Settings (ini name, default):
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import re
 import secrets
 import time
 
-from . import events, httpsig, settings
+from . import events, httpsig, pipeline, settings
 from .credentials import SIGNING_KEYS
 from .pipeline import Layer
 from .request_tokens import RequestTokenError, RequestTokens
@@ -557,9 +556,4 @@ def filter_factory(global_conf, **local_conf):
     if not kw["browser_csrf"]:
         # Defaults of the browser half are dropped; csrf_* keys written in the ini are an error.
         kw = {key: value for key, value in kw.items() if not key.startswith("csrf_") or key in local_conf}
-    kw.setdefault("store", settings.default_store_url(global_conf))
-    try:
-        SignedRequests(None, **kw)  # validate cross-field rules at start-up
-    except ConfigurationError as error:
-        raise settings.config_error("signed_requests", global_conf, str(error)) from None
-    return functools.partial(SignedRequests, **kw)
+    return pipeline.layer_factory("signed_requests", SignedRequests, kw, global_conf)

@@ -95,7 +95,7 @@ import secrets
 import time
 from urllib.parse import parse_qsl, unquote_plus
 
-from . import events, settings
+from . import events, pipeline, settings
 from .clients import (CLIENTS, DEFAULT_CONTEXT, INTROSPECT, ClientRegistry, client_tag,
                       valid_client_id, valid_scope)
 from .credentials import TOKENS, bearer_token, digest, new_token
@@ -842,9 +842,4 @@ class TokenAuth(Layer):
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#token_auth``."""
     kw = settings.parse("token_auth", SETTINGS, local_conf, global_conf)
-    kw.setdefault("store", settings.default_store_url(global_conf))
-    try:
-        TokenAuth(None, **kw)  # validate cross-field rules at start-up
-    except ConfigurationError as error:
-        raise settings.config_error("token_auth", global_conf, str(error)) from None
-    return functools.partial(TokenAuth, **kw)
+    return pipeline.layer_factory("token_auth", TokenAuth, kw, global_conf)

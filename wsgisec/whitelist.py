@@ -92,7 +92,6 @@ Settings (ini name, default):
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -102,7 +101,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import fastjsonschema
 
-from . import events, learning, openapi, settings, text_policy
+from . import events, learning, openapi, pipeline, settings, text_policy
 from .openapi import Invalid, coerce, describe, resolve, schema_types
 from .pipeline import Layer
 from .responses import problem
@@ -874,14 +873,12 @@ def _apply(environ, rewrites):
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#whitelist``."""
     kw = settings.parse("whitelist", SETTINGS, local_conf, global_conf)
-    kw.setdefault("store", settings.default_store_url(global_conf))
     rules = kw.get("rules")
-    try:
-        if rules is not None:
-            if not os.path.isabs(rules) and (global_conf or {}).get("here"):
-                rules = os.path.join(global_conf["here"], rules)
+    if rules is not None:
+        if not os.path.isabs(rules) and (global_conf or {}).get("here"):
+            rules = os.path.join(global_conf["here"], rules)
+        try:
             kw["rules"] = openapi.load(os.path.normpath(rules))  # compiled once, shared by every instance
-        Whitelist(None, **kw)  # validate cross-field rules at start-up
-    except ConfigurationError as error:
-        raise settings.config_error("whitelist", global_conf, str(error)) from None
-    return functools.partial(Whitelist, **kw)
+        except ConfigurationError as error:
+            raise settings.config_error("whitelist", global_conf, str(error)) from None
+    return pipeline.layer_factory("whitelist", Whitelist, kw, global_conf)
