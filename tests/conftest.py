@@ -7,7 +7,8 @@
   faked.
 * ``load_example(ini, **global_conf)``: ``paste.deploy.loadapp`` on ``examples/<ini>`` with
   the store redirected to a temporary file, exactly as ``wsgisec serve`` loads it.
-* ``validated(app)``: ``wsgiref.validate.validator`` around an app, for WebTest.
+* ``validated(app)``: ``wsgiref.validate.validator`` around an app, for WebTest;
+  ``ClosingBody``: an app iterable that records ``close()``.
 * ``CHROMIUM``, ``CHROMIUM_ARGS``, ``needs_chromium``: Debian's chromium for Playwright
   (never ``playwright install``); tests marked ``needs_chromium`` skip, saying why,
   where it is not installed.
@@ -86,6 +87,23 @@ def load_example(store_url):
         return pipeline.load(str(EXAMPLES / ini), name=name, global_conf=global_conf)
 
     return load
+
+
+class ClosingBody:
+    """An app iterable that records ``close()`` (PEP 3333: every layer must call it) and
+    can fail after ``fail_after`` chunks, as a legacy app's generator might."""
+
+    def __init__(self, chunks, fail_after=None):
+        self.chunks, self.fail_after, self.closed = list(chunks), fail_after, False
+
+    def __iter__(self):
+        for number, chunk in enumerate(self.chunks):
+            if self.fail_after is not None and number == self.fail_after:
+                raise IOError("disk /var/lib/app/data.db failed")
+            yield chunk
+
+    def close(self):
+        self.closed = True
 
 
 def validated(app):

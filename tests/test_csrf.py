@@ -21,7 +21,7 @@ import time
 import pytest
 from webtest import TestApp
 
-from conftest import validated
+from conftest import ClosingBody, validated
 from flask_legacy.app import create_app
 from wsgisec import pipeline
 from wsgisec.csrf import BrowserCSRF, inject
@@ -387,18 +387,6 @@ def test_masked_token_differs_on_every_page(csrf):
 
 # -- injection ----------------------------------------------------------------------
 
-class Body:
-    """An app iterable that records close()."""
-
-    def __init__(self, chunks):
-        self.chunks = list(chunks)
-        self.closed = False
-
-    def __iter__(self):
-        return iter(self.chunks)
-
-    def close(self):
-        self.closed = True
 
 
 def html_app(chunks, headers=(), content_type="text/html; charset=utf-8", status="200 OK", length=True):
@@ -409,7 +397,7 @@ def html_app(chunks, headers=(), content_type="text/html; charset=utf-8", status
         if length:
             response_headers.append(("Content-Length", str(sum(map(len, chunks)))))
         start_response(status, response_headers)
-        body = Body(chunks)
+        body = ClosingBody(chunks)
         bodies.append(body)
         return body
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from webtest import TestApp
 
-from conftest import validated
+from conftest import ClosingBody, validated
 from wsgisec.errors import ErrorMasker, find_leak
 from wsgisec.responses import problem
 from wsgisec.settings import ConfigurationError
@@ -42,20 +42,6 @@ def lazy_generator_raises(environ, start_response):
     return body()
 
 
-class Closing:
-    """An app iterable that records close() and can fail midway."""
-
-    def __init__(self, chunks, fail_after=None):
-        self.chunks, self.fail_after, self.closed = chunks, fail_after, False
-
-    def __iter__(self):
-        for number, chunk in enumerate(self.chunks):
-            if self.fail_after is not None and number == self.fail_after:
-                raise IOError("disk /var/lib/app/data.db failed")
-            yield chunk
-
-    def close(self):
-        self.closed = True
 
 
 def app_returning(iterable, content_type="application/octet-stream"):
@@ -98,7 +84,7 @@ def test_exception_raised_by_a_lazy_generator_is_masked():
 
 def test_exception_while_streaming_ends_the_body_without_a_trace(caplog):
     caplog.set_level(logging.ERROR, "wsgisec")
-    inner = Closing([b"part one,", b"part two,", b"three"], fail_after=2)
+    inner = ClosingBody([b"part one,", b"part two,", b"three"], fail_after=2)
     response = masked(app_returning(inner)).get("/download", status=200)
     assert response.body == b"part one,part two,"
     assert inner.closed
@@ -210,14 +196,14 @@ def test_binary_and_compressed_bodies_are_not_scanned():
 
 def test_a_leak_beyond_max_scan_size_is_not_held_back():
     chunks = [b"a" * 1024] * 8 + [b"Traceback (most recent call last):"]
-    inner = Closing(chunks)
+    inner = ClosingBody(chunks)
     response = masked(app_returning(inner, "text/plain"), max_scan_size=2048).get("/big", status=200)
     assert response.body == b"".join(chunks)
     assert inner.closed
 
 
 def test_a_leak_within_the_scanned_prefix_of_a_large_body_is_masked():
-    inner = Closing([b"Traceback (most recent call last):\n"] + [b"x" * 1024] * 8)
+    inner = ClosingBody([b"Traceback (most recent call last):\n"] + [b"x" * 1024] * 8)
     masked(app_returning(inner, "text/plain"), max_scan_size=2048).get("/big", status=500)
     assert inner.closed
 
@@ -229,7 +215,7 @@ def test_fingerprinting_headers_are_removed(header):
 
 
 def test_passing_response_is_byte_identical_and_iterable_closed():
-    inner = Closing([b'{"a": ', b"1}"])
+    inner = ClosingBody([b'{"a": ', b"1}"])
     response = masked(app_returning(inner, "application/json")).get("/x")
     assert response.body == b'{"a": 1}' and inner.closed
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from webtest import TestApp
 
-from conftest import validated
+from conftest import ClosingBody, validated
 from wsgisec import pipeline
 from wsgisec.escaping import (CSVNeutralizer, Escaping, REFLECTED_INPUT_ESCAPED, escape_json,
                               filter_factory)
@@ -598,24 +598,12 @@ def test_no_event_when_nothing_reflected(store):
 
 # -- streaming, bounds and the WSGI contract -----------------------------------------
 
-class Closing:
-    """An app iterable that records close()."""
-
-    def __init__(self, chunks):
-        self.chunks = list(chunks)
-        self.closed = False
-
-    def __iter__(self):
-        return iter(self.chunks)
-
-    def close(self):
-        self.closed = True
 
 
 def chunked_app(chunks, content_type="text/html; charset=utf-8", headers=(), holder=None):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", content_type), *headers])
-        iterable = Closing(chunks)
+        iterable = ClosingBody(chunks)
         if holder is not None:
             holder.append(iterable)
         return iterable
@@ -650,7 +638,7 @@ def test_unchanged_body_with_candidates_keeps_etag():
 
 
 def test_pass_through_returns_the_apps_own_iterable():
-    iterable = Closing([b"\x89PNG"])
+    iterable = ClosingBody([b"\x89PNG"])
 
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "image/png")])

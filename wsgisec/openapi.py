@@ -346,6 +346,28 @@ def coerce(text: str, schema: dict, definitions: dict):
     raise Invalid("must be " + " or ".join(_TYPE_WORDS.get(kind, kind) for kind in types))
 
 
+# What a refusal says for each JSON Schema keyword ({} is the keyword's value from the
+# document, never the caller's value).
+_RULE_PHRASES = {
+    "enum": "must be one of the declared values",
+    "const": "must be the declared value",
+    "pattern": "must match the declared pattern",
+    "format": "must be a valid {}",
+    "minLength": "must be at least {} characters long",
+    "maxLength": "must be at most {} characters long",
+    "minimum": "must be >= {}",
+    "maximum": "must be <= {}",
+    "exclusiveMinimum": "must be > {}",
+    "exclusiveMaximum": "must be < {}",
+    "multipleOf": "must be a multiple of {}",
+    "minItems": "must have at least {} items",
+    "maxItems": "must have at most {} items",
+    "uniqueItems": "must not repeat items",
+    "minProperties": "must have at least {} properties",
+    "maxProperties": "must have at most {} properties",
+}
+
+
 def describe(error: fastjsonschema.JsonSchemaValueException, definitions: dict) -> Invalid:
     """A fastjsonschema error as a fixed phrase plus the sub-path; never the value."""
     path = [part for part in (error.path or [])[1:]]
@@ -354,34 +376,8 @@ def describe(error: fastjsonschema.JsonSchemaValueException, definitions: dict) 
     if rule == "type":
         kinds = definition if isinstance(definition, list) else [definition]
         text = "must be " + " or ".join(_TYPE_WORDS.get(kind, str(kind)) for kind in kinds)
-    elif rule == "enum":
-        text = "must be one of the declared values"
-    elif rule == "const":
-        text = "must be the declared value"
-    elif rule == "pattern":
-        text = "must match the declared pattern"
-    elif rule == "format":
-        text = f"must be a valid {definition}"
-    elif rule == "minLength":
-        text = f"must be at least {definition} characters long"
-    elif rule == "maxLength":
-        text = f"must be at most {definition} characters long"
-    elif rule == "minimum":
-        text = f"must be >= {definition}"
-    elif rule == "maximum":
-        text = f"must be <= {definition}"
-    elif rule == "exclusiveMinimum":
-        text = f"must be > {definition}"
-    elif rule == "exclusiveMaximum":
-        text = f"must be < {definition}"
-    elif rule == "multipleOf":
-        text = f"must be a multiple of {definition}"
-    elif rule == "minItems":
-        text = f"must have at least {definition} items"
-    elif rule == "maxItems":
-        text = f"must have at most {definition} items"
-    elif rule == "uniqueItems":
-        text = "must not repeat items"
+    elif rule in _RULE_PHRASES:
+        text = _RULE_PHRASES[rule].format(definition)
     elif rule == "required" and isinstance(value, dict):
         missing = [name for name in definition if name not in value]
         return Invalid("is required", _join(path + missing[:1]))
@@ -391,8 +387,6 @@ def describe(error: fastjsonschema.JsonSchemaValueException, definitions: dict) 
         extra = sorted(name for name in value if name not in declared
                        and not any(p.search(name) for p in patterns))
         return Invalid("is not declared", _join(path + extra[:1]))
-    elif rule in ("minProperties", "maxProperties"):
-        text = f"must have {'at least' if rule == 'minProperties' else 'at most'} {definition} properties"
     else:
         text = "does not match the declared schema"
     return Invalid(text, _join(path))
