@@ -9,7 +9,6 @@ way, so the ratio shows the layer's own cost. The nonce is written to a real sto
 """
 
 import argparse
-import itertools
 import logging
 import os
 import sys
@@ -19,7 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "examples")]
 
-from harness import Case, environ_for, run  # noqa: E402
+from harness import Case, Rotating, environ_for, run  # noqa: E402
 
 from wsgisec.partner import sign_headers  # noqa: E402
 from wsgisec.settings import Secret  # noqa: E402
@@ -35,18 +34,6 @@ SECRET = Secret("benchmark-request-token-key-0123456789", "env")
 def tiny(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))])
     return [BODY]
-
-
-class Rotating:
-    """Give each call the next pre-signed headers (a fresh nonce), then call ``app``."""
-
-    def __init__(self, app, pool):
-        self.app = app
-        self.pool = itertools.cycle(pool)
-
-    def __call__(self, environ, start_response):
-        environ.update(next(self.pool))
-        return self.app(environ, start_response)
 
 
 def pool_for(layer, method, path, body, *, token=True, sign=True, size=POOL, use_nonce=True):

@@ -13,7 +13,6 @@ browser page, and a refusal. Each signed call draws pre-signed headers from a po
 once); the bare app draws from the same kind of pool, so the ratio is the stack's own cost.
 """
 
-import itertools
 import logging
 import os
 import sys
@@ -23,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "examples")
 sys.path[:0] = [HERE, EXAMPLES]
 
-from harness import Case, environ_for, run  # noqa: E402
+from harness import Case, Rotating, environ_for, run  # noqa: E402
 
 from flask_legacy.app import create_app  # noqa: E402
 from wsgisec import pipeline  # noqa: E402
@@ -34,18 +33,6 @@ from wsgisec.token_auth import TokenAuth  # noqa: E402
 POOL = 12000
 POST_BODY = b'{"name": "Widget deluxe edition, blue, with a spare sprocket and the long handle", "price": 3.5}'
 PROXY = {"REMOTE_ADDR": "127.0.0.1"}  # the example trusts a TLS proxy on this host
-
-
-class Rotating:
-    """Give each call the next pre-signed headers (a fresh nonce), then call ``app``."""
-
-    def __init__(self, app, pool):
-        self.app = app
-        self.pool = itertools.cycle(pool)
-
-    def __call__(self, environ, start_response):
-        environ.update(next(self.pool))
-        return self.app(environ, start_response)
 
 
 def signed_pool(credentials, method, path, body, size=POOL):

@@ -12,6 +12,7 @@ the same run. No server and no sockets: this isolates the middleware's own cost.
 from __future__ import annotations
 
 import io
+import itertools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,18 @@ def environ_for(path="/", method="GET", body=b"", headers=None, https=True, **ex
     environ.update(extra)
     setup_testing_defaults(environ)
     return environ
+
+
+class Rotating:
+    """Give each call the next pre-signed headers (a fresh nonce), then call ``app``."""
+
+    def __init__(self, app, pool):
+        self.app = app
+        self.pool = itertools.cycle(pool)
+
+    def __call__(self, environ, start_response):
+        environ.update(next(self.pool))
+        return self.app(environ, start_response)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 import uuid
 from wsgiref.validate import validator
 
@@ -104,6 +105,17 @@ class ClosingBody:
 
     def close(self):
         self.closed = True
+
+
+def exc_info_app(environ, start_response):
+    """Starts a 200, then replaces it with a 500 through ``start_response(..., exc_info)``
+    (PEP 3333), as frameworks do for an error page."""
+    start_response("200 OK", [("Content-Type", "text/html")])
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+    return [b"error"]
 
 
 def validated(app):

@@ -15,13 +15,12 @@ import logging
 import os
 import pathlib
 import re
-import sys
 import time
 
 import pytest
 from webtest import TestApp
 
-from conftest import ClosingBody, validated
+from conftest import ClosingBody, exc_info_app, validated
 from flask_legacy.app import create_app
 from wsgisec import pipeline
 from wsgisec.csrf import BrowserCSRF, inject
@@ -544,17 +543,9 @@ def test_generator_app_that_starts_lazily():
 
 
 def test_exc_info_is_passed_on():
-    def app(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/html")])
-        try:
-            raise RuntimeError("boom")
-        except RuntimeError:
-            start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
-        return [b"failed"]
-
     calls = []
-    body = layer(app)(_environ(), lambda status, headers, exc_info=None: calls.append((status, exc_info)))
-    assert b"".join(body) == b"failed"
+    body = layer(exc_info_app)(_environ(), lambda status, headers, exc_info=None: calls.append((status, exc_info)))
+    assert b"".join(body) == b"error"
     [(status, exc_info)] = calls
     assert status.startswith("500") and exc_info[0] is RuntimeError
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from webtest import TestApp
 
-from conftest import ClosingBody, validated
+from conftest import ClosingBody, exc_info_app, validated
 from wsgisec import pipeline
 from wsgisec.escaping import (CSVNeutralizer, Escaping, REFLECTED_INPUT_ESCAPED, escape_json,
                               filter_factory)
@@ -777,17 +777,7 @@ def test_lazy_start_response_in_a_generator():
 
 
 def test_exc_info_error_page_replaces_held_back_response():
-    import sys
-
-    def app(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/html")])
-        try:
-            raise RuntimeError("boom")
-        except RuntimeError:
-            start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
-        return [b"error"]
-
-    response = TestApp(Escaping(app)).get("/", params={"q": "<b>x"}, status=500)
+    response = TestApp(Escaping(exc_info_app)).get("/", params={"q": "<b>x"}, status=500)
     assert response.body == b"error"
 
 
