@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
 from harness import Case, environ_for, run  # noqa: E402
 
-from wsgisec.text_policy import check  # noqa: E402
+from wsgisec.whitelist.text_policy import check  # noqa: E402
 from wsgisec.whitelist import Whitelist  # noqa: E402
 
 RULES = os.path.join(HERE, "..", "examples", "partner_api.openapi.yaml")

@@ -31,7 +31,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from wsgisec.text_policy import check  # noqa: E402
+from wsgisec.whitelist.text_policy import check  # noqa: E402
 
 DEFAULT_PATH = "/work/shared/data/crs_regression.jsonl"
 LOCATIONS = ("query", "form", "body", "uri")

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from wsgisec.clients import ClientRegistry
+from wsgisec.token_auth.clients import ClientRegistry
 from wsgisec.partner import EncryptedFileKeystore, PartnerAuth, TokenError, sign_headers
 from wsgisec.settings import Secret
 from wsgisec.signed_requests import SignedRequests
@@ -233,7 +233,7 @@ import threading
 import requests
 from waitress.server import create_server
 
-from wsgisec.clients import ClientRegistry
+from wsgisec.token_auth.clients import ClientRegistry
 from wsgisec.partner import PartnerAuth
 from wsgisec.settings import Secret
 from wsgisec.signed_requests import SignedRequests

@@ -18,7 +18,7 @@
     2 configuration error.
 
 Other verbs (``client ...``, ``token ...``, ``learn``) are contributed by the layers that
-own the state they manage: a module ``wsgisec/<layer>_cli.py`` with a function
+own the state they manage: a module ``wsgisec/<practice>/cli.py`` with a function
 ``register(cli)`` that calls :meth:`CLI.command`. Every such verb takes ``--config``
 (default: the ``WSGISEC_CONFIG`` environment variable) and ``--pipeline`` (default
 ``main``) to find its layer and store. ``--name`` is accepted as an alias of
@@ -43,7 +43,7 @@ EXIT_OK, EXIT_WARNED, EXIT_CONFIG = 0, 1, 2
 #: An operator verb named a client, token or key that does not exist.
 EXIT_NOT_FOUND = 3
 
-# Layers that contribute operator verbs, as wsgisec/<name>_cli.py modules.
+# Practices that contribute operator verbs, as wsgisec/<name>/cli.py modules.
 _CLI_PROVIDERS = ("token_auth", "signed_requests", "whitelist", "reports")
 
 # Layers the check expects in this order (outermost first) when they are present.
@@ -261,7 +261,9 @@ def build() -> CLI:
     check.add_argument("config", help="the PasteDeploy ini file")
     add_pipeline_argument(check, aliases=("--name",))
     for provider in _CLI_PROVIDERS:
-        module_name = f"wsgisec.{provider}_cli"
+        if importlib.util.find_spec(f"wsgisec.{provider}") is None:
+            continue
+        module_name = f"wsgisec.{provider}.cli"
         if importlib.util.find_spec(module_name) is not None:
             importlib.import_module(module_name).register(cli)
     return cli

@@ -12,11 +12,11 @@ from webtest import TestApp
 from conftest import validated
 from test_whitelist_example import ATTACKS, TRAFFIC, request
 from wsgisec import cli, pipeline
-from wsgisec.learning import NAMESPACE, Learner, infer_document
+from wsgisec.whitelist.learning import NAMESPACE, Learner, infer_document
 from wsgisec.settings import ConfigurationError
 from wsgisec.whitelist import Whitelist
 
-INI = pathlib.Path(__file__).parent / "ini"
+INI = pathlib.Path(__file__).resolve().parents[1] / "ini"
 
 
 def run_cli(*argv):
@@ -148,7 +148,7 @@ def test_learn_mode_needs_a_store():
 def test_learn_with_a_document_uses_its_templates_and_reports(store):
     from flask_legacy.app import create_app
 
-    rules = str(pathlib.Path(__file__).parent.parent / "examples" / "partner_api.openapi.yaml")
+    rules = str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "partner_api.openapi.yaml")
     app = TestApp(validated(Whitelist(create_app(), rules=rules, mode="learn", store=store)))
     app.get("/api/items?debug=1")  # passes (learning), but is reported
     assert store.get(NAMESPACE, "GET /api/items")["query"]["p"]["debug"]["n"] == 1

@@ -6,7 +6,7 @@ must carry:
 
 * a **request token** (header ``X-Request-Token``): an itsdangerous-signed token we issued
   to the client (``wsgisec client request-token ID``) that binds the client id, the id
-  of the key that signed it and its issue time (:mod:`wsgisec.request_tokens`). It
+  of the key that signed it and its issue time (:mod:`wsgisec.signed_requests.request_tokens`). It
   expires after ``request_token_max_age`` and can be revoked by id;
 * an **HTTP message signature** (RFC 9421, ``Signature-Input`` + ``Signature``) made with
   ``hmac-sha256`` under a key we issued to that client (``wsgisec client signing-key
@@ -120,14 +120,14 @@ import re
 import secrets
 import time
 
-from . import events, httpsig, pipeline, settings
-from .credentials import SIGNING_KEYS
-from .pipeline import Layer
+from .. import events, httpsig, pipeline, settings
+from ..credentials import SIGNING_KEYS
+from ..pipeline import Layer
 from .request_tokens import RequestTokenError, RequestTokens
-from .responses import problem
-from .settings import ConfigurationError
-from .store import LazyStore, StoreUnavailable
-from .wsgi import BodyTooLarge, read_body
+from ..responses import problem
+from ..settings import ConfigurationError
+from ..store import LazyStore, StoreUnavailable
+from ..wsgi import BodyTooLarge, read_body
 
 __all__ = ["SignedRequests", "SETTINGS", "filter_factory", "issue_signing_key", "signing_keys_of",
            "SIGNING_KEYS", "NONCES", "REASONS"]
@@ -153,7 +153,7 @@ REASONS = {
 
 #: Store namespaces.
 NONCES = "nonces"
-CLIENTS = "clients"  # owned by wsgisec.clients; read only, to check a client exists
+CLIENTS = "clients"  # owned by wsgisec.token_auth.clients; read only, to check a client exists
 
 _log = events.logger_for("signed_requests")
 
@@ -332,7 +332,7 @@ class SignedRequests(Layer):
     # -- operator actions (CLI and Python) -------------------------------------------
 
     def issue_request_token(self, client_id: str) -> tuple[str, dict]:
-        """A new request token for ``client_id`` (see :mod:`wsgisec.request_tokens`)."""
+        """A new request token for ``client_id`` (see :mod:`wsgisec.signed_requests.request_tokens`)."""
         if self.tokens is None:
             raise ConfigurationError("secret_keys is not set: request tokens cannot be issued")
         return self.tokens.issue(client_id)

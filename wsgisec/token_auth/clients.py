@@ -50,7 +50,7 @@ import time
 
 from passlib.context import CryptContext
 
-from .credentials import CLIENT_CREDENTIALS, TOKENS
+from ..credentials import CLIENT_CREDENTIALS, TOKENS
 
 __all__ = ["CLIENTS", "ClientRegistry", "DEFAULT_CONTEXT", "new_secret", "client_tag",
            "valid_scope", "INTROSPECT", "PERMISSIONS"]

@@ -15,7 +15,7 @@ from webtest import TestApp
 from conftest import EXAMPLES, ROOT, validated
 from wsgisec import pipeline
 from wsgisec.cli import main
-from wsgisec.clients import CLIENTS
+from wsgisec.token_auth.clients import CLIENTS
 from wsgisec.testing import PartnerTestApp, partner_credentials
 from wsgisec.token_auth import TokenAuth
 

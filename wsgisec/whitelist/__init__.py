@@ -18,7 +18,7 @@ anything the allowlist does not name is refused:
   ``X-Request-Token``...) pass untouched: the layers that own them sit outside this one,
   and browsers and proxies add headers no partner document lists;
 * free-text strings (no ``pattern``, ``format``, ``enum`` or ``const``) go through the
-  default text policy (:mod:`wsgisec.text_policy`): canonicalised, then refused if they
+  default text policy (:mod:`wsgisec.whitelist.text_policy`): canonicalised, then refused if they
   carry markup, script URLs, SQL-injection, traversal or command-injection constructs.
   Fields declared ``format: html`` are cleaned with nh3 (Ammonia) instead, and the app
   receives the cleaned value (query string or body rewritten, ``CONTENT_LENGTH`` fixed);
@@ -101,13 +101,14 @@ from urllib.parse import parse_qsl, urlencode
 
 import fastjsonschema
 
-from . import events, learning, openapi, pipeline, settings, text_policy
-from .openapi import Invalid, coerce, describe, resolve, schema_types
-from .pipeline import Layer
-from .responses import problem
-from .settings import ConfigurationError
-from .store import LazyStore, StoreUnavailable
-from .wsgi import BodyTooLarge, read_body
+from .. import events, openapi, pipeline, settings
+from . import learning, text_policy
+from ..openapi import Invalid, coerce, describe, resolve, schema_types
+from ..pipeline import Layer
+from ..responses import problem
+from ..settings import ConfigurationError
+from ..store import LazyStore, StoreUnavailable
+from ..wsgi import BodyTooLarge, read_body
 
 __all__ = ["Whitelist", "filter_factory", "SETTINGS", "Refusal"]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 
-from .cli import CLI, EXIT_OK, duration_argument, fail, find_layer_or_exit, print_json
+from ..cli import CLI, EXIT_OK, duration_argument, fail, find_layer_or_exit, print_json
 
 CLIENTS = "clients"
 
@@ -51,7 +51,7 @@ def register(cli) -> None:
 
 
 def _layer(args):
-    from .signed_requests import SignedRequests
+    from . import SignedRequests
 
     return find_layer_or_exit(args, SignedRequests, "signed_requests")
 

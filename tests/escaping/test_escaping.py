@@ -21,10 +21,10 @@ from conftest import ClosingBody, exc_info_app, validated
 from wsgisec import pipeline
 from wsgisec.escaping import (CSVNeutralizer, Escaping, REFLECTED_INPUT_ESCAPED, escape_json,
                               filter_factory)
-from wsgisec.reflection import BLOCKED_URL, Candidate, dangerous_url, is_candidate, neutralise
+from wsgisec.escaping.reflection import BLOCKED_URL, Candidate, dangerous_url, is_candidate, neutralise
 from wsgisec.settings import ConfigurationError
 
-INI = pathlib.Path(__file__).resolve().parent / "ini"
+INI = pathlib.Path(__file__).resolve().parents[1] / "ini"
 
 
 # -- a bare app with one page per context ---------------------------------------------
@@ -718,7 +718,7 @@ SPLIT_PAYLOADS = sorted({case.values[1] for case in CONTEXT_CASES})
        padding=st.integers(0, 40))
 def test_streaming_window_gives_the_same_result_as_one_piece(document, cuts, padding):
     """Whatever the chunking, the sliding window neutralises exactly as the whole page."""
-    from wsgisec.reflection import Neutraliser
+    from wsgisec.escaping.reflection import Neutraliser
 
     document = "<p>" + "pad " * padding + "</p>" + document
     candidates = [Candidate("query", "v", value) for value in SPLIT_PAYLOADS if value in document]

@@ -3,7 +3,7 @@
     wsgisec learn --config partner_api.ini [--min-samples N] > partner_api.openapi.yaml
 
 Reads the observations that ``mode = learn`` recorded in the whitelist layer's store
-(see :mod:`wsgisec.learning`) and prints an OpenAPI 3.1 document (YAML) on stdout, for the
+(see :mod:`wsgisec.whitelist.learning`) and prints an OpenAPI 3.1 document (YAML) on stdout, for the
 operator to review, diff against the current allowlist, and then enforce with
 ``mode = enforce`` and ``rules = <that file>``. Operations seen fewer than
 ``--min-samples`` times are left out and listed on stderr. Exit status 0, or 2 if the ini
@@ -20,10 +20,10 @@ __all__ = ["register"]
 def _learn(args) -> int:
     import yaml
 
-    from .cli import EXIT_CONFIG, find_layer_or_exit
+    from ..cli import EXIT_CONFIG, find_layer_or_exit
     from .learning import NAMESPACE, infer_document
-    from .store import StoreUnavailable
-    from .whitelist import Whitelist
+    from ..store import StoreUnavailable
+    from . import Whitelist
 
     layer = find_layer_or_exit(args, Whitelist, "whitelist")
     if layer.store is None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 
-from .cli import CLI, EXIT_OK, duration_argument, fail, find_layer_or_exit, print_json
+from ..cli import CLI, EXIT_OK, duration_argument, fail, find_layer_or_exit, print_json
 from .clients import INTROSPECT, PERMISSIONS, public_view
 
 
@@ -85,7 +85,7 @@ def register(cli) -> None:
 
 
 def _layer(args):
-    from .token_auth import TokenAuth
+    from . import TokenAuth
 
     return find_layer_or_exit(args, TokenAuth, "token_auth")
 
@@ -172,7 +172,7 @@ def _issue(args) -> int:
 
 def _revoke(args) -> int:
     from .clients import client_tag
-    from .credentials import TOKENS
+    from ..credentials import TOKENS
 
     layer = _layer(args)
     if args.client:

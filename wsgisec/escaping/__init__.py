@@ -14,7 +14,7 @@ the *response*, only where it must:
   ``action``, ``formaction``, ...: ``javascript:``, ``vbscript:`` and non-image
   ``data:`` URLs become ``about:invalid#wsgisec-blocked``), ``<script>`` code, JS string
   and template literals, comments, ``<style>``, ``<title>``/``<textarea>``, CDATA. See
-  :mod:`wsgisec.reflection` for the table. Each neutralised parameter emits a
+  :mod:`wsgisec.escaping.reflection` for the table. Each neutralised parameter emits a
   ``reflected-input-escaped`` event (its source and *name*, the contexts, the count and
   the length; never the value), so operators learn which endpoints are vulnerable.
 
@@ -162,12 +162,12 @@ from collections import OrderedDict
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
-from . import events, pipeline, settings
-from .pipeline import Layer
+from .. import events, pipeline, settings
+from ..pipeline import Layer
 from .reflection import Candidate, Finding, Neutraliser, is_candidate, neutralise
-from .settings import ConfigurationError
-from .store import LazyStore
-from .wsgi import BodyTooLarge, ClosingIterator, read_body, remove_headers
+from ..settings import ConfigurationError
+from ..store import LazyStore
+from ..wsgi import BodyTooLarge, ClosingIterator, read_body, remove_headers
 
 __all__ = ["Escaping", "filter_factory", "SETTINGS", "escape_json", "CSVNeutralizer",
            "REFLECTED_INPUT_ESCAPED", "CSV_FORMULA_NEUTRALIZED"]

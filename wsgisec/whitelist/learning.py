@@ -40,7 +40,7 @@ import json
 import re
 from urllib.parse import parse_qsl
 
-from . import openapi
+from .. import openapi
 
 __all__ = ["Learner", "infer_document", "NAMESPACE"]
 

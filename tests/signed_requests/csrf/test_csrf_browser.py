@@ -15,7 +15,7 @@ import pytest
 from conftest import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
 from flask_legacy.app import create_app
-from wsgisec.csrf import BrowserCSRF
+from wsgisec.signed_requests.csrf import BrowserCSRF
 from wsgisec.settings import Secret
 
 pytestmark = needs_chromium

@@ -11,7 +11,7 @@ from wsgisec import pipeline
 from wsgisec.settings import ConfigurationError
 from wsgisec.whitelist import Whitelist
 
-INI = pathlib.Path(__file__).parent / "ini"
+INI = pathlib.Path(__file__).resolve().parents[1] / "ini"
 
 # The example's own benign traffic: (method, path, body or None, content type, status).
 TRAFFIC = [

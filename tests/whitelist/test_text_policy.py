@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from wsgisec.text_policy import Violation, canonical, check
+from wsgisec.whitelist.text_policy import Violation, canonical, check
 
 BENIGN = [
     "O'Brien", "O'Brien's sprocket", "AT&T", "Tom & Jerry", "Q&A", "3 < 5", "a <= b", "5 > 3",

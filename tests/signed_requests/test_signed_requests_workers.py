@@ -19,7 +19,7 @@ import requests
 from wsgisec.cli import main
 from wsgisec.partner import sign_headers
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 INI = ROOT / "tests" / "ini"
 KEYS = {"WSGISEC_TEST_REQUEST_TOKEN_KEY_OLD": "old-key-" + "o" * 32,
         "WSGISEC_TEST_REQUEST_TOKEN_KEY": "new-key-" + "n" * 32}

@@ -21,7 +21,7 @@ from conftest import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from flask_legacy.app import create_app
 from test_escaping import PAGES, contexts_app
 from wsgisec.escaping import Escaping
-from wsgisec.reflection import BLOCKED_URL
+from wsgisec.escaping.reflection import BLOCKED_URL
 
 pytestmark = needs_chromium
 

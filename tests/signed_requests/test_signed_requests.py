@@ -17,7 +17,7 @@ from webtest import TestApp
 from conftest import validated
 from wsgisec import httpsig
 from wsgisec.partner import sign_headers
-from wsgisec.request_tokens import RequestTokens
+from wsgisec.signed_requests.request_tokens import RequestTokens
 from wsgisec.settings import ConfigurationError, Secret
 from wsgisec.signed_requests import (NONCES, REASONS, SIGNING_KEYS, SignedRequests, filter_factory,
                                      issue_signing_key)
@@ -510,7 +510,7 @@ def test_third_party_client_against_waitress(server):
 # -- browsers: routed to wsgisec.csrf.BrowserCSRF ------------------------------------------
 
 def test_browser_csrf_without_the_browser_half_is_a_configuration_error(store, monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "wsgisec.csrf", None)  # import fails
+    monkeypatch.setitem(__import__("sys").modules, "wsgisec.signed_requests.csrf", None)  # import fails
     with pytest.raises(ConfigurationError, match="browser_csrf = false"):
         make_layer(store, browser_csrf=True)
     with pytest.raises(ConfigurationError, match="need browser_csrf = true"):
@@ -518,7 +518,7 @@ def test_browser_csrf_without_the_browser_half_is_a_configuration_error(store, m
 
 
 def test_requests_without_partner_credentials_go_to_browser_csrf(store, creds):
-    csrf = pytest.importorskip("wsgisec.csrf", reason="the browser half (wsgisec/csrf.py) is not there yet")
+    from wsgisec.signed_requests import csrf
     layer = make_layer(store, browser_csrf=True)
     assert isinstance(layer.browser, csrf.BrowserCSRF)
     app = TestApp(validated(layer))
@@ -538,7 +538,7 @@ def test_a_bearer_request_token_auth_accepted_is_still_a_partner_request(store, 
 
     Without this, a stolen bearer token alone would pass as a "browser" GET.
     """
-    pytest.importorskip("wsgisec.csrf", reason="the browser half (wsgisec/csrf.py) is not there yet")
+    from wsgisec.signed_requests import csrf  # noqa: F401
     app = TestApp(validated(make_layer(store, browser_csrf=True)))
     as_token_auth_leaves_it = {"wsgisec.client": {"id": "acme"}, "REMOTE_USER": "acme"}
     refusal(app.get("/items", extra_environ=as_token_auth_leaves_it, expect_errors=True), "signature-missing")
@@ -546,7 +546,7 @@ def test_a_bearer_request_token_auth_accepted_is_still_a_partner_request(store, 
 
 
 def test_filter_factory_accepts_csrf_settings(tmp_path, monkeypatch):
-    csrf = pytest.importorskip("wsgisec.csrf", reason="the browser half (wsgisec/csrf.py) is not there yet")
+    from wsgisec.signed_requests import csrf
     monkeypatch.setenv("SR_KEY", "x" * 32)
     name, (parser, default) = next(iter(csrf.SETTINGS.items()))
     conf = {name: default} if default is not None else {}
@@ -592,7 +592,7 @@ def test_any_change_after_signing_is_refused(tmp_path_factory, part, junk):
 
 def test_a_cached_request_token_still_expires_and_is_still_revocable(store):
     """Verified tokens are remembered per process; time and revocation are checked anew."""
-    from wsgisec.request_tokens import RequestTokenError, RequestTokens
+    from wsgisec.signed_requests.request_tokens import RequestTokenError, RequestTokens
 
     now = [1_800_000_000.0]
     tokens = RequestTokens([SECRET], max_age=3600, store=store, clock=lambda: now[0])

@@ -22,7 +22,7 @@ The layer is both the *authorization server* and the *resource-server guard*:
   ``environ["wsgisec.client"]`` (``id``, ``name``, ``scopes``, ``user``) and
   ``environ["wsgisec.scopes"]`` (a tuple), and no ``Authorization`` header.
 
-Secrets at rest: client secrets are argon2id hashes (:mod:`wsgisec.clients`); tokens are
+Secrets at rest: client secrets are argon2id hashes (:mod:`wsgisec.token_auth.clients`); tokens are
 256-bit random strings kept only as SHA-256 digests in the ``tokens`` namespace
 (:mod:`wsgisec.credentials`), tagged ``client:<id>``, ``family:<id>`` (and
 ``user:<name>``), so disabling a client or revoking a family is one store call. An API
@@ -95,15 +95,15 @@ import secrets
 import time
 from urllib.parse import parse_qsl, unquote_plus
 
-from . import events, pipeline, settings
+from .. import events, pipeline, settings
 from .clients import (CLIENTS, DEFAULT_CONTEXT, INTROSPECT, ClientRegistry, client_tag,
                       valid_client_id, valid_scope)
-from .credentials import TOKENS, bearer_token, digest, new_token
-from .pipeline import Layer
-from .responses import problem
-from .settings import ConfigurationError
-from .store import LazyStore, StoreUnavailable
-from .wsgi import BodyTooLarge, is_secure, read_body
+from ..credentials import TOKENS, bearer_token, digest, new_token
+from ..pipeline import Layer
+from ..responses import problem
+from ..settings import ConfigurationError
+from ..store import LazyStore, StoreUnavailable
+from ..wsgi import BodyTooLarge, is_secure, read_body
 
 __all__ = ["TokenAuth", "filter_factory", "SETTINGS", "ScopeRule", "issue_token", "TokenError"]
 

@@ -23,10 +23,10 @@ from webtest import TestApp
 from conftest import ClosingBody, exc_info_app, validated
 from flask_legacy.app import create_app
 from wsgisec import pipeline
-from wsgisec.csrf import BrowserCSRF, inject
+from wsgisec.signed_requests.csrf import BrowserCSRF, inject
 from wsgisec.settings import ConfigurationError, Secret
 
-INI = pathlib.Path(__file__).parent / "ini"
+INI = pathlib.Path(__file__).resolve().parents[2] / "ini"
 KEY = Secret("csrf-test-key-0123456789abcdef0123", "env")
 OLD_KEY = Secret("csrf-old-key-0123456789abcdef01234", "env")
 OTHER_KEY = Secret("somebody-elses-key-0123456789abcdef", "env")
@@ -255,7 +255,7 @@ def test_body_is_intact_for_the_app():
 
     csrf = layer(app, csrf_session_cookie=None)
     token = csrf.issue()
-    from wsgisec.csrf import _mask
+    from wsgisec.signed_requests.csrf import _mask
     body = f"a=1&csrf_token={_mask(token)}&b=%C3%A9".encode()
     client(csrf).post("/x", body, headers={"Cookie": f"csrf={token}"},
                       content_type="application/x-www-form-urlencoded")

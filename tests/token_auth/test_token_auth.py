@@ -17,13 +17,13 @@ from webtest import TestApp
 
 from conftest import validated
 from wsgisec import credentials, pipeline
-from wsgisec.clients import CLIENTS, DEFAULT_CONTEXT, ClientRegistry
+from wsgisec.token_auth.clients import CLIENTS, DEFAULT_CONTEXT, ClientRegistry
 from wsgisec.settings import ConfigurationError
 from wsgisec.store import StoreUnavailable
 from wsgisec.testing import PartnerTestApp, partner_credentials
 from wsgisec.token_auth import LOCKS, SPENT, TokenAuth, filter_factory
 
-INI = pathlib.Path(__file__).parent / "ini"
+INI = pathlib.Path(__file__).resolve().parents[1] / "ini"
 FAST = CryptContext(schemes=["argon2", "pbkdf2_sha256"], deprecated=["pbkdf2_sha256"],
                     argon2__memory_cost=1024, argon2__rounds=1, argon2__parallelism=1)
 HTTPS = {"wsgi.url_scheme": "https", "REMOTE_ADDR": "203.0.113.5"}

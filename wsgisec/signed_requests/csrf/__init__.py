@@ -1,0 +1,844 @@
+"""Browser CSRF defence for legacy HTML forms with cookie sessions (the browser half of practice 4).
+
+A legacy app that keeps its users logged in with a cookie trusts every request the
+browser sends, including a form that another site makes the browser post (CSRF, OWASP
+Top 10 A01). This layer refuses such requests and, because the legacy app cannot be
+edited, gives the app's own forms the token they need:
+
+* **Fetch Metadata and origin** (OWASP CSRF Prevention Cheat Sheet, "Fetch Metadata
+  headers" and "Verifying Origin With Standard Headers"): an unsafe request (any method
+  but GET, HEAD, OPTIONS and TRACE, RFC 9110 §9.2.1) with ``Sec-Fetch-Site: cross-site``
+  or ``same-site`` is refused unless its ``Origin`` is in ``csrf_trusted_origins``; an
+  ``Origin`` that is ``null`` or names neither this service (scheme and host of the
+  request, which the https layer has already made trustworthy) nor a trusted origin is
+  refused; without ``Origin`` a ``Referer`` is checked the same way. These checks apply to
+  every unsafe request, with cookies or not: only browsers send these headers, and a
+  cross-site form post is an attack even without cookies (login CSRF).
+* **Signed double-submit token**: an unsafe request that carries cookies (or browser
+  HTTP authentication) must also send the token from the CSRF cookie back in the form
+  field ``csrf_field_name`` or the header ``csrf_header_name``. The cookie holds an
+  itsdangerous ``TimestampSigner`` token (salt ``wsgisec.csrf``, HMAC-SHA256) made of a
+  random nonce and an HMAC of the session cookie's value (``csrf_session_cookie``; the
+  session id itself never appears), so it must be valid, younger than ``csrf_max_age``,
+  equal to the submitted one (constant-time) and bound to the session that sends it. The
+  page carries the token masked with a fresh random pad per response (Django's defence
+  against BREACH-style compression attacks), so it is never the same bytes twice.
+* **Requests without cookies** pass the token check: with no cookie (and no browser-held
+  Basic/Digest/Negotiate credential) the browser adds no ambient authority for an
+  attacker to borrow; the attacker could send the same request from their own machine.
+  The Fetch Metadata and origin checks above still refuse a cross-site form post.
+* **Injection**: in every ``text/html`` response of a request that passed, a hidden
+  ``<input type="hidden" name="csrf_token" value="...">`` is inserted right after the
+  opening tag of each ``<form method="post">`` (any case, attribute order or quoting; GET
+  forms never get the token, it would end up in URLs and logs), and
+  ``<meta name="csrf-token" content="...">`` plus ``<meta name="csrf-header"
+  content="X-CSRF-Token">`` after ``<head>``, for scripts::
+
+      fetch(url, {method: "POST", headers: {
+          [document.querySelector('meta[name="csrf-header"]').content]:
+              document.querySelector('meta[name="csrf-token"]').content}})
+
+  The page is buffered up to ``csrf_max_rewrite_size`` (so a tag split across chunks is
+  still found), ``Content-Length`` is fixed, ``ETag`` dropped and ``Vary: Cookie`` added.
+  Larger pages, compressed pages (``Content-Encoding``) and UTF-16/32 pages stream
+  through untouched (logged to ``wsgisec.csrf``). Other responses are not looked at:
+  same iterable, same bytes, same headers.
+* **Cookie**: ``__Host-csrf`` over https (the ``__Host-`` prefix makes the browser refuse
+  it unless it is ``Secure``, ``Path=/`` and has no ``Domain``, so a sibling subdomain
+  cannot plant one: cookie tossing), ``csrf`` over plain http (development);
+  ``SameSite=Lax``, ``HttpOnly`` (scripts read the token from the ``<meta>`` tag),
+  ``Max-Age`` = ``csrf_max_age``. It is set on HTML responses when missing, invalid,
+  bound to another session (also when the app sets a new session cookie, e.g. at login)
+  or older than half its max age.
+
+Refusals are ``403`` problem responses (RFC 9457, HTML for browsers) with a ``reason``
+member and an incident id, and one event of the same name: ``csrf-cross-site``,
+``csrf-same-site``, ``csrf-fetch-site-invalid``, ``csrf-origin-null``,
+``csrf-origin-mismatch``, ``csrf-referer-mismatch``, ``csrf-cookie-missing``,
+``csrf-token-missing``, ``csrf-token-invalid``, ``csrf-token-mismatch``,
+``csrf-token-expired``, ``csrf-session-mismatch``; a form body above
+``csrf_max_body_size`` gets 413 (``csrf-body-too-large``).
+
+:class:`wsgisec.signed_requests.SignedRequests` hands every request that carries no
+partner credential to this layer and accepts the ``csrf_*`` settings; it can also be used
+on its own (``use = call:wsgisec.csrf:filter_factory``).
+
+ini::
+
+    [filter:signed_requests]
+    use = egg:wsgisec#signed_requests
+    get store = wsgisec_store
+    secret_keys = env:WSGISEC_SIGNING_KEY
+    csrf_session_cookie = session
+    csrf_trusted_origins = https://www.example.com
+
+    # or on its own:
+    [filter:csrf]
+    use = call:wsgisec.csrf:filter_factory
+    secret_keys = env:WSGISEC_CSRF_KEY
+    csrf_session_cookie = session
+
+Python::
+
+    app = BrowserCSRF(app, secret_keys=secret_list("env:WSGISEC_CSRF_KEY"),
+                      csrf_session_cookie="session")
+
+Settings (ini name, default):
+
+``secret_keys`` (required; standalone only, SignedRequests passes its own)
+    ``env:NAME``/``file:PATH`` keys, oldest first: tokens are signed with the last and
+    every listed key is accepted (rotation).
+``csrf_cookie_name`` (``__Host-csrf`` over https, ``csrf`` over http)
+    Name of the token cookie. A name starting ``__Host-``/``__Secure-`` is always Secure.
+``csrf_field_name`` (csrf_token)
+    Name of the hidden form field injected and read.
+``csrf_header_name`` (X-CSRF-Token)
+    Request header a script sends the token in (also announced in ``<meta name="csrf-header">``).
+``csrf_session_cookie`` (none)
+    Name of the legacy app's session cookie; tokens are bound to an HMAC of its value.
+    Empty: tokens are not bound to a session (``wsgisec check`` warns).
+``csrf_max_age`` (12h)
+    Lifetime of a token (and of its cookie).
+``csrf_trusted_origins`` (none)
+    Other origins (``https://www.example.com``) allowed to post here, cross-site too.
+``csrf_max_rewrite_size`` (1MB)
+    Largest HTML response buffered for injection; larger ones pass untouched.
+``csrf_max_body_size`` (1MB)
+    Largest form body read to find the token field (413 beyond; a script can use the header).
+``csrf_exempt_paths`` (none)
+    Path prefixes this layer leaves alone entirely (e.g. a webhook that has its own
+    signature).
+``csrf_inject`` (true)
+    Rewrite HTML responses. Off: the app must render the token itself, from
+    ``environ["wsgisec.csrf"].masked_token()``.
+``store`` (``wsgisec.sqlite`` beside the ini file; standalone only)
+    Where refusal events are kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from urllib.parse import unquote_plus, urlsplit
+
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from markupsafe import escape
+
+from ... import events, pipeline, settings
+from ...pipeline import Layer
+from ...responses import problem
+from ...settings import ConfigurationError, Secret
+from ...store import LazyStore
+from ...wsgi import BodyTooLarge, ClosingIterator, read_body
+
+__all__ = ["BrowserCSRF", "SETTINGS", "filter_factory"]
+
+# Event kinds and problem ``reason`` members (one name for both).
+CROSS_SITE = "csrf-cross-site"
+SAME_SITE = "csrf-same-site"
+FETCH_SITE_INVALID = "csrf-fetch-site-invalid"
+ORIGIN_NULL = "csrf-origin-null"
+ORIGIN_MISMATCH = "csrf-origin-mismatch"
+REFERER_MISMATCH = "csrf-referer-mismatch"
+COOKIE_MISSING = "csrf-cookie-missing"
+TOKEN_MISSING = "csrf-token-missing"
+TOKEN_INVALID = "csrf-token-invalid"
+TOKEN_MISMATCH = "csrf-token-mismatch"
+TOKEN_EXPIRED = "csrf-token-expired"
+SESSION_MISMATCH = "csrf-session-mismatch"
+BODY_TOO_LARGE = "csrf-body-too-large"
+BODY_INVALID = "csrf-body-invalid"
+
+_WHY = {
+    CROSS_SITE: "cross-site unsafe request (Sec-Fetch-Site)",
+    SAME_SITE: "same-site unsafe request from an untrusted origin",
+    FETCH_SITE_INVALID: "unknown Sec-Fetch-Site value",
+    ORIGIN_NULL: "Origin: null",
+    ORIGIN_MISMATCH: "Origin is not this service nor a trusted origin",
+    REFERER_MISMATCH: "Referer is not this service nor a trusted origin",
+    COOKIE_MISSING: "no CSRF cookie",
+    TOKEN_MISSING: "no CSRF token in the form or header",
+    TOKEN_INVALID: "malformed or forged CSRF token",
+    TOKEN_MISMATCH: "CSRF token differs from the cookie's",
+    TOKEN_EXPIRED: "CSRF token expired",
+    SESSION_MISMATCH: "CSRF token bound to another session",
+}
+
+_log = events.logger_for("csrf")
+_ops_log = logging.getLogger("wsgisec.csrf")
+
+# RFC 9110 §9.2.1: the methods defined as safe; every other method is protected.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+HOST_COOKIE = "__Host-csrf"
+PLAIN_COOKIE = "csrf"
+_SALT = "wsgisec.csrf"
+
+# RFC 6265 §4.1.1 cookie-name / RFC 9110 §5.6.2 token.
+_TOKEN_CHARS = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Characters a browser does not percent-encode in a form body (WHATWG URL, urlencoded).
+_FIELD = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9.\-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?/?$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Browser-held credentials that, like cookies, ride along on a forged request.
+_AMBIENT_SCHEMES = ("basic ", "digest ", "negotiate ", "ntlm ")
+
+
+# -- parsers ----------------------------------------------------------------------------
+
+def _cookie_name(text: str):
+    name = text.strip()
+    if not name:
+        return None
+    if not _TOKEN_CHARS.match(name):
+        raise ValueError("a cookie name (letters, digits and - _ .)")
+    return name
+
+
+def _header_name(text: str) -> str:
+    name = text.strip()
+    if not _TOKEN_CHARS.match(name):
+        raise ValueError("an HTTP header name such as X-CSRF-Token")
+    return name
+
+
+def _field_name(text: str) -> str:
+    name = text.strip()
+    if not _FIELD.match(name):
+        raise ValueError("a form field name (letters, digits and _ . -)")
+    return name
+
+
+def _normal_origin(text: str):
+    """``scheme://host[:port]`` in lower case without a default port, or None."""
+    match = _ORIGIN.match(text.strip().lower())
+    if not match:
+        return None
+    scheme, host, port = match.groups()
+    if port is not None:
+        port = int(port)
+        if port == _DEFAULT_PORTS[scheme]:
+            port = None
+        elif not 0 < port < 65536:
+            return None
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    found = []
+    for word in settings.words(text):
+        origin = _normal_origin(word)
+        if origin is None:
+            raise ValueError(f"origins such as https://www.example.com ({word!r} is not one: "
+                             "scheme and host, optional port, no path)")
+        found.append(origin)
+    return tuple(found)
+
+
+SETTINGS = {
+    "csrf_cookie_name": (_cookie_name, ""),
+    "csrf_field_name": (_field_name, "csrf_token"),
+    "csrf_header_name": (_header_name, "X-CSRF-Token"),
+    "csrf_session_cookie": (_cookie_name, ""),
+    "csrf_max_age": (settings.duration, "12h"),
+    "csrf_trusted_origins": (_origins, ""),
+    "csrf_max_rewrite_size": (settings.size, "1MB"),
+    "csrf_max_body_size": (settings.size, "1MB"),
+    "csrf_exempt_paths": (settings.path_prefixes, ""),
+    "csrf_inject": (settings.boolean, "true"),
+}
+
+
+# -- small helpers ----------------------------------------------------------------------
+
+def _request_cookies(header: str, names) -> dict:
+    """The first value of each cookie in ``names`` (raw, as the browser sent it)."""
+    found = {}
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if sep and name in names and name not in found:
+            found[name] = value.strip()
+    return found
+
+
+def _own_origin(environ) -> str | None:
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = environ.get("SERVER_NAME", "") + ":" + environ.get("SERVER_PORT", "")
+    return _normal_origin(f"{scheme}://{host.rstrip(':')}")
+
+
+def _mask(token: str) -> str:
+    """The token XORed with a fresh random pad, pad first (a new string every response)."""
+    raw = token.encode("ascii")
+    pad = secrets.token_bytes(len(raw))
+    mixed = (int.from_bytes(pad, "big") ^ int.from_bytes(raw, "big")).to_bytes(len(raw), "big")
+    return base64.urlsafe_b64encode(pad + mixed).rstrip(b"=").decode("ascii")
+
+
+def _unmask(text: str) -> bytes | None:
+    if not text or len(text) > 1024:
+        return None
+    try:
+        data = base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+    except (ValueError, binascii.Error):
+        return None
+    if not data or len(data) % 2:
+        return None
+    half = len(data) // 2
+    return (int.from_bytes(data[:half], "big") ^ int.from_bytes(data[half:], "big")).to_bytes(half, "big")
+
+
+_DISPOSITION_NAME = re.compile(rb';\s*name\s*=\s*(?:"([^"]*)"|([^;\s]*))', re.IGNORECASE)
+_BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]{1,70})"|([^;\s]{1,70}))', re.IGNORECASE)
+
+
+def _multipart_field(body: bytes, content_type: str, name: bytes) -> bytes | None:
+    """The value of the first plain field ``name`` in a multipart/form-data body (RFC 7578)."""
+    match = _BOUNDARY.search(content_type)
+    if not match:
+        return None
+    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
+    for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, sep, content = part.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        for line in head.split(b"\r\n"):
+            if line[:20].lower() == b"content-disposition:":
+                found = _DISPOSITION_NAME.search(line)
+                if found and (found.group(1) if found.group(1) is not None else found.group(2)) == name:
+                    return content[:-2] if content.endswith(b"\r\n") else content
+    return None
+
+
+# -- HTML rewriting ---------------------------------------------------------------------
+
+_FORM_OPEN = re.compile(rb"<form(?=[\s/>])", re.IGNORECASE)
+_HEAD_OPEN = re.compile(rb"<head(?=[\s/>])", re.IGNORECASE)
+# The rest of a start tag, quote-aware; matched with an end bound so a broken page costs
+# linear time.
+_TAG_REST = re.compile(rb"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
+_MAX_TAG = 4096
+_ATTRIBUTE = re.compile(rb"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
+
+
+def _is_post_form(tag: bytes) -> bool:
+    """True if the start tag's first ``method`` attribute says post (HTML: first one wins)."""
+    for match in _ATTRIBUTE.finditer(tag, 5, len(tag) - 1):
+        if match.group(1).lower() == b"method":
+            value = next((g for g in match.group(2, 3, 4) if g is not None), b"")
+            return value.strip().lower() == b"post"
+    return False
+
+
+def _start_tags(data: bytes, opener, first_only=False):
+    """End offsets of each complete start tag found by ``opener``."""
+    pos = 0
+    size = len(data)
+    while True:
+        found = opener.search(data, pos)
+        if found is None:
+            return
+        rest = _TAG_REST.match(data, found.end(), min(size, found.end() + _MAX_TAG))
+        if rest is None:
+            pos = found.end() + _MAX_TAG  # not a tag we can read; skip past it
+            continue
+        yield found.start(), rest.end()
+        if first_only:
+            return
+        pos = rest.end()
+
+
+def inject(data: bytes, masked: str, field_name: str, header_name: str) -> bytes:
+    """``data`` with the token after ``<head>`` and in each post form (unchanged if none)."""
+    insertions = []
+    for start, end in _start_tags(data, _HEAD_OPEN, first_only=True):
+        insertions.append((end, (f'<meta name="csrf-token" content="{masked}">'
+                                 f'<meta name="csrf-header" content="{escape(header_name)}">').encode("ascii")))
+    hidden = None
+    for start, end in _start_tags(data, _FORM_OPEN):
+        if _is_post_form(data[start:end]):
+            if hidden is None:
+                hidden = (f'<input type="hidden" name="{escape(field_name)}" '
+                          f'value="{masked}">').encode("ascii")
+            insertions.append((end, hidden))
+    if not insertions:
+        return data
+    insertions.sort(key=lambda item: item[0])
+    out = []
+    pos = 0
+    for at, text in insertions:
+        out.append(data[pos:at])
+        out.append(text)
+        pos = at
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+# -- the layer --------------------------------------------------------------------------
+
+class _Refuse(Exception):
+    def __init__(self, reason: str, **detail):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class BrowserCSRF(Layer):
+    """Refuse forged browser form posts; give the legacy app's forms a token (module docstring)."""
+
+    wsgisec_layer = "signed_requests.csrf"
+
+    def __init__(self, app, *, secret_keys=(), store=None, clock=time.time,
+                 csrf_cookie_name=None, csrf_field_name="csrf_token", csrf_header_name="X-CSRF-Token",
+                 csrf_session_cookie=None, csrf_max_age=12 * 3600, csrf_trusted_origins=(),
+                 csrf_max_rewrite_size=1024 * 1024, csrf_max_body_size=1024 * 1024,
+                 csrf_exempt_paths=(), csrf_inject=True):
+        self.app = app
+        keys = [key.reveal() if isinstance(key, Secret) else key for key in (secret_keys or ())]
+        if not keys:
+            raise ConfigurationError(
+                "secret_keys is required to sign browser CSRF tokens: write secret_keys = "
+                "env:WSGISEC_CSRF_KEY (32 random bytes, e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')")
+        if csrf_max_age <= 0:
+            raise ConfigurationError("csrf_max_age must be more than 0s")
+        if csrf_max_rewrite_size < 0 or csrf_max_body_size < 0:
+            raise ConfigurationError("csrf_max_rewrite_size and csrf_max_body_size must not be negative")
+        trusted = []
+        for origin in csrf_trusted_origins:
+            normal = _normal_origin(origin)
+            if normal is None:
+                raise ConfigurationError(f"csrf_trusted_origins: {origin!r} is not an origin such "
+                                         "as https://www.example.com")
+            trusted.append(normal)
+        for name, value in (("csrf_cookie_name", csrf_cookie_name), ("csrf_session_cookie", csrf_session_cookie),
+                            ("csrf_header_name", csrf_header_name)):
+            if value is not None and not _TOKEN_CHARS.match(value):
+                raise ConfigurationError(f"{name}: {value!r} is not a valid name")
+        if not _FIELD.match(csrf_field_name):
+            raise ConfigurationError(f"csrf_field_name: {csrf_field_name!r} is not a form field name")
+
+        self.store = LazyStore(store) if isinstance(store, str) else store
+        self.clock = clock
+        signer = TimestampSigner(keys, salt=_SALT, digest_method=hashlib.sha256)
+        signer.get_timestamp = lambda: int(clock())  # the injectable clock, for expiry
+        self._signer = signer
+        # One binding key per secret (oldest first, like the signer): new tokens use the last.
+        self._binding_keys = tuple(
+            hmac.new(key.encode("utf-8") if isinstance(key, str) else key,
+                     b"wsgisec.csrf.session-binding", hashlib.sha256).digest() for key in keys)
+        self.cookie_name = csrf_cookie_name or None
+        self.field_name = csrf_field_name
+        self._field_bytes = csrf_field_name.encode("ascii")
+        self.header_name = csrf_header_name
+        self._header_key = "HTTP_" + csrf_header_name.upper().replace("-", "_")
+        self.session_cookie = csrf_session_cookie or None
+        self.max_age = int(csrf_max_age)
+        self.trusted_origins = frozenset(trusted)
+        self.max_rewrite_size = int(csrf_max_rewrite_size)
+        self.max_body_size = int(csrf_max_body_size)
+        self.exempt_paths = tuple(csrf_exempt_paths)
+        self.inject = bool(csrf_inject)
+        self.settings = {
+            "csrf_cookie_name": self.cookie_name or f"{HOST_COOKIE} (https) / {PLAIN_COOKIE} (http)",
+            "csrf_field_name": csrf_field_name, "csrf_header_name": csrf_header_name,
+            "csrf_session_cookie": self.session_cookie, "csrf_max_age": self.max_age,
+            "csrf_trusted_origins": sorted(self.trusted_origins),
+            "csrf_max_rewrite_size": self.max_rewrite_size, "csrf_max_body_size": self.max_body_size,
+            "csrf_exempt_paths": list(self.exempt_paths), "csrf_inject": self.inject,
+        }
+
+    def warnings(self):
+        found = []
+        if self.cookie_name and not self.cookie_name.startswith("__Host-"):
+            found.append(f"csrf_cookie_name {self.cookie_name!r} has no __Host- prefix: a sibling "
+                         "subdomain can plant its own CSRF cookie (cookie tossing)")
+        if self.session_cookie is None:
+            found.append("csrf_session_cookie is not set: CSRF tokens are not bound to the session, "
+                         "so a token pair planted by an attacker is accepted")
+        for origin in sorted(self.trusted_origins):
+            if origin.startswith("http://"):
+                found.append(f"csrf_trusted_origins contains {origin}: a plain-HTTP page can be "
+                             "changed by anyone on the path and then post here")
+        if self.max_age > 7 * 86400:
+            found.append(f"csrf_max_age is {self.max_age}s: a leaked token stays usable long; 12h is advised")
+        return found
+
+    # -- tokens ---------------------------------------------------------------------
+
+    def _binding(self, session, key: bytes) -> bytes:
+        if not session or self.session_cookie is None:
+            return b"-"
+        digest = hmac.digest(key, session.encode("utf-8", "surrogatepass"), "sha256")[:18]
+        return base64.urlsafe_b64encode(digest)
+
+    def _bound_to(self, value: bytes, session) -> bool:
+        binding = value.partition(b".")[2]
+        return any(hmac.compare_digest(binding, self._binding(session, key)) for key in self._binding_keys)
+
+    def issue(self, session=None) -> str:
+        """A new (unmasked) token bound to ``session`` (the session cookie's value)."""
+        value = secrets.token_urlsafe(16).encode("ascii") + b"." + self._binding(session, self._binding_keys[-1])
+        return self._signer.sign(value).decode("ascii")
+
+    def _token_for(self, cookie_token, session, verified=None):
+        """(token, must_set_cookie): keep a valid, bound, fresh cookie token, else a new one.
+
+        ``verified`` is the cookie token's (value, signed_at) when the request check has
+        already verified it, so it is not verified twice.
+        """
+        if cookie_token:
+            if verified is None:
+                try:
+                    verified = self._signer.unsign(cookie_token, max_age=self.max_age, return_timestamp=True)
+                except BadSignature:
+                    verified = None
+            if verified is not None:
+                value, signed_at = verified
+                if (self._bound_to(value, session)
+                        and self.clock() - signed_at.timestamp() < self.max_age / 2):
+                    return cookie_token, False
+        return self.issue(session), True
+
+    # -- the request ----------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        if self.exempt_paths and settings.path_matches(environ.get("PATH_INFO", ""), self.exempt_paths):
+            return self.app(environ, start_response)
+        secure = environ.get("wsgi.url_scheme") == "https"
+        cookie_name = self.cookie_name or (HOST_COOKIE if secure else PLAIN_COOKIE)
+        cookie_header = environ.get("HTTP_COOKIE", "")
+        state = _TokenState(self, cookie_name, cookie_header, secure)
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in SAFE_METHODS:
+            try:
+                self._check_origin(environ)
+                authorization = environ.get("HTTP_AUTHORIZATION", "")[:10].lower()
+                if cookie_header.strip() or authorization.startswith(_AMBIENT_SCHEMES):
+                    state.load()
+                    state.verified = self._check_token(environ, state.cookie_token, state.session)
+            except _Refuse as refusal:
+                incident = events.emit(environ, refusal.reason, _WHY[refusal.reason], store=self.store,
+                                       logger=_log, detail=refusal.detail)
+                return problem(environ, 403, "This form could not be accepted. Reload the page and "
+                               "try again.", incident=incident,
+                               extra={"reason": refusal.reason})(environ, start_response)
+            except BodyTooLarge:
+                incident = events.emit(environ, BODY_TOO_LARGE, "form body larger than csrf_max_body_size",
+                                       store=self.store, logger=_log, detail={"limit": self.max_body_size})
+                return problem(environ, 413, "The request content is too large.", incident=incident,
+                               extra={"reason": BODY_TOO_LARGE})(environ, start_response)
+            except ValueError:  # a Content-Length that is not a number
+                return problem(environ, 400, "The request is malformed.",
+                               extra={"reason": BODY_INVALID})(environ, start_response)
+        environ["wsgisec.csrf"] = state
+        response = _Response(self, environ, start_response, state, method == "HEAD")
+        app_iter = self.app(environ, response.start_response)
+        if response.mode == _PASS:
+            return app_iter  # not rewritten: the app's own iterable, untouched
+        return ClosingIterator(app_iter, chunks=response.body(app_iter))
+
+    def _check_origin(self, environ):
+        """OWASP CSRF Prevention Cheat Sheet: Fetch Metadata, then Origin (or Referer)."""
+        site = environ.get("HTTP_SEC_FETCH_SITE")
+        origin_header = environ.get("HTTP_ORIGIN")
+        origin = _normal_origin(origin_header) if origin_header else None
+        if site is not None:
+            site = site.strip().lower()
+            if site in ("cross-site", "same-site"):
+                # Only a browser sets Sec-Fetch-Site (a forbidden header name), so this is a
+                # page of another site (or a sibling subdomain, which may be hostile: subdomain
+                # takeover) making the browser post here. Only trusted origins may.
+                if origin is None or origin not in self.trusted_origins:
+                    raise _Refuse(CROSS_SITE if site == "cross-site" else SAME_SITE,
+                                  fetch_site=site, origin=origin_header)
+            elif site not in ("same-origin", "none"):
+                raise _Refuse(FETCH_SITE_INVALID, fetch_site=site[:20])
+        if origin_header is not None:
+            # Sandboxed iframes, data: URLs and some redirects send "null": never ours.
+            if origin_header.strip().lower() == "null":
+                raise _Refuse(ORIGIN_NULL, origin="null")
+            if origin is None or (origin != _own_origin(environ) and origin not in self.trusted_origins):
+                raise _Refuse(ORIGIN_MISMATCH, origin=origin_header)
+            return
+        # No Origin (old browsers, some privacy tools): the Referer's origin, when sent,
+        # must be ours. Neither header: the token below is the defence (OWASP allows
+        # accepting when a token is verified).
+        referer = environ.get("HTTP_REFERER")
+        if referer:
+            try:
+                parts = urlsplit(referer.strip())
+            except ValueError:
+                parts = None
+            referer_origin = (_normal_origin(f"{parts.scheme}://{parts.netloc}")
+                              if parts is not None and "@" not in parts.netloc else None)
+            if referer_origin is None or (referer_origin != _own_origin(environ)
+                                          and referer_origin not in self.trusted_origins):
+                raise _Refuse(REFERER_MISMATCH, referer_origin=referer_origin)
+
+    def _check_token(self, environ, cookie_token, session):
+        """The signed double-submit check (OWASP: Signed Double-Submit Cookie)."""
+        if not cookie_token:
+            raise _Refuse(COOKIE_MISSING, check="cookie")
+        submitted = environ.get(self._header_key)
+        source = "header"
+        if not submitted:
+            submitted = self._form_token(environ)
+            source = "form"
+        if not submitted:
+            raise _Refuse(TOKEN_MISSING, check="token")
+        try:
+            value, signed_at = self._signer.unsign(cookie_token, max_age=self.max_age, return_timestamp=True)
+        except SignatureExpired:
+            raise _Refuse(TOKEN_EXPIRED, check="cookie") from None
+        except BadSignature:
+            raise _Refuse(TOKEN_INVALID, check="cookie") from None
+        unmasked = _unmask(submitted)
+        if unmasked is None:
+            raise _Refuse(TOKEN_INVALID, check=source)
+        if not hmac.compare_digest(unmasked, cookie_token.encode("latin-1")):
+            raise _Refuse(TOKEN_MISMATCH, check=source)
+        if not self._bound_to(value, session):
+            raise _Refuse(SESSION_MISMATCH, check="session")
+        return value, signed_at
+
+    def _form_token(self, environ) -> str | None:
+        """The token field of an urlencoded or multipart body, read with a size limit.
+
+        ``read_body`` puts the bytes back, so the app reads the same body afterwards.
+        """
+        content_type = environ.get("CONTENT_TYPE", "")
+        mime = content_type.partition(";")[0].strip().lower()
+        if mime == "application/x-www-form-urlencoded":
+            body = read_body(environ, self.max_body_size)
+            if self._field_bytes not in body:
+                return None
+            prefix = self._field_bytes + b"="
+            for pair in body.split(b"&"):
+                if pair.startswith(prefix):
+                    return unquote_plus(pair[len(prefix):].decode("latin-1"))
+            return None
+        if mime == "multipart/form-data":
+            body = read_body(environ, self.max_body_size)
+            value = _multipart_field(body, content_type, self._field_bytes)
+            return value.decode("latin-1").strip() if value is not None else None
+        return None
+
+
+class _TokenState:
+    """The token of one request's response, decided once and lazily.
+
+    ``environ["wsgisec.csrf"]``: an app that renders its own forms (``csrf_inject = false``)
+    calls :meth:`masked_token`, and reads ``field_name`` / ``header_name``.
+    """
+
+    __slots__ = ("layer", "cookie_name", "cookie_header", "cookie_token", "session", "secure", "token",
+                 "set_cookie", "verified", "loaded")
+
+    def __init__(self, layer, cookie_name, cookie_header, secure):
+        self.layer = layer
+        self.cookie_name = cookie_name
+        self.cookie_header = cookie_header
+        self.secure = secure
+        self.cookie_token = self.session = self.token = self.verified = None
+        self.set_cookie = self.loaded = False
+
+    def load(self):
+        """Read the CSRF and session cookies of the request (once, and only when needed)."""
+        if not self.loaded:
+            self.loaded = True
+            if self.cookie_header:
+                layer = self.layer
+                cookies = _request_cookies(self.cookie_header, (self.cookie_name, layer.session_cookie))
+                self.cookie_token = cookies.get(self.cookie_name)
+                if layer.session_cookie is not None:
+                    self.session = cookies.get(layer.session_cookie)
+
+    @property
+    def field_name(self):
+        return self.layer.field_name
+
+    @property
+    def header_name(self):
+        return self.layer.header_name
+
+    def rebind(self, session):
+        """The app set a new session cookie (a login): bind the token to the new session."""
+        self.load()
+        if session != self.session:
+            self.session = session
+            self.token = None
+
+    def current(self) -> str:
+        if self.token is None:
+            self.load()
+            self.token, self.set_cookie = self.layer._token_for(self.cookie_token, self.session, self.verified)
+        return self.token
+
+    def masked_token(self) -> str:
+        return _mask(self.current())
+
+    def set_cookie_header(self) -> str:
+        parts = [f"{self.cookie_name}={self.current()}", "Path=/", f"Max-Age={self.layer.max_age}",
+                 "SameSite=Lax", "HttpOnly"]
+        # __Host- cookies must be Secure with Path=/ and no Domain, or the browser drops them.
+        if self.secure or self.cookie_name.startswith(("__Host-", "__Secure-")):
+            parts.append("Secure")
+        return "; ".join(parts)
+
+
+_PASS, _BUFFER = "pass", "buffer"
+_NO_BODY = ("1", "204", "304")
+
+
+def _set_cookie_value(value: str):
+    """(name, value, deleted) of a Set-Cookie header value."""
+    first, _, attributes = value.partition(";")
+    name, _, cookie_value = first.partition("=")
+    attributes = attributes.lower()
+    deleted = (not cookie_value.strip() or "max-age=0" in attributes.replace(" ", "")
+               or "1970" in attributes)
+    return name.strip(), cookie_value.strip(), deleted
+
+
+class _Response:
+    """start_response and body of one response: pass through, or buffer and inject."""
+
+    __slots__ = ("layer", "environ", "server_start_response", "state", "head", "mode", "status",
+                 "headers", "exc_info", "buffer", "size", "server_write")
+
+    def __init__(self, layer, environ, start_response, state, head):
+        self.layer = layer
+        self.environ = environ
+        self.server_start_response = start_response
+        self.state = state
+        self.head = head
+        self.mode = None
+        self.buffer = []
+        self.size = 0
+        self.server_write = None
+        self.status = self.headers = self.exc_info = None
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None and self.mode == _PASS:
+            # Headers already went out: the server re-raises (PEP 3333).
+            return self.server_start_response(status, headers, exc_info)
+        content_type = ""
+        encoded = False
+        length = None
+        for key, value in headers:
+            lowered = key.lower()
+            if lowered == "content-type":
+                content_type = value.lower()
+            elif lowered == "content-encoding":
+                encoded = value.strip().lower() not in ("", "identity")
+            elif lowered == "content-length":
+                length = value
+        if content_type.partition(";")[0].strip() != "text/html":
+            return self._forward(status, headers, exc_info)  # not ours: untouched
+
+        headers = list(headers)
+        layer = self.layer
+        if layer.session_cookie is not None:
+            for key, value in headers:
+                if key.lower() == "set-cookie":
+                    name, cookie_value, deleted = _set_cookie_value(value)
+                    if name == layer.session_cookie:
+                        self.state.rebind(None if deleted else cookie_value)
+        self.state.current()
+        if self.state.set_cookie:
+            headers.append(("Set-Cookie", self.state.set_cookie_header()))
+
+        charset = content_type.partition("charset=")[2].strip(" \"'")
+        too_large = False
+        if length is not None:
+            try:
+                too_large = int(length) > layer.max_rewrite_size
+            except ValueError:
+                too_large = True
+        if (not layer.inject or self.head or encoded or status.startswith(_NO_BODY)
+                or charset.startswith(("utf-16", "utf16", "utf-32", "utf32"))):
+            return self._forward(status, headers, exc_info)
+        if too_large:
+            self._log_skipped(length)
+            return self._forward(status, headers, exc_info)
+        if self.mode == _BUFFER:  # the app starts over (exc_info): forget the first body
+            del self.buffer[:]
+            self.size = 0
+        self.mode = _BUFFER
+        self.status, self.headers, self.exc_info = status, headers, exc_info
+        return self._write
+
+    def _forward(self, status, headers, exc_info):
+        if self.mode == _BUFFER:
+            del self.buffer[:]
+            self.size = 0
+        self.mode = _PASS
+        self.server_write = self.server_start_response(status, headers, exc_info)
+        return self.server_write
+
+    def _write(self, data):
+        if self.mode == _BUFFER:
+            self.buffer.append(data)
+            self.size += len(data)
+        else:
+            self.server_write(data)
+
+    def _log_skipped(self, size):
+        _ops_log.warning("csrf: HTML response of %s bytes for %s is larger than csrf_max_rewrite_size "
+                         "(%d); its forms get no token", size, self.environ.get("PATH_INFO", ""),
+                         self.layer.max_rewrite_size)
+
+    def body(self, app_iter):
+        for chunk in app_iter:
+            if self.mode != _BUFFER:
+                yield chunk
+                continue
+            self.buffer.append(chunk)
+            self.size += len(chunk)
+            if self.size > self.layer.max_rewrite_size:
+                # Too large to hold: send what we have untouched and stream the rest.
+                self._log_skipped(f"more than {self.layer.max_rewrite_size}")
+                data = b"".join(self.buffer)
+                del self.buffer[:]
+                self.server_write = self.server_start_response(self.status, self.headers, self.exc_info)
+                self.mode = _PASS
+                yield data
+        if self.mode == _BUFFER:
+            original = b"".join(self.buffer)
+            del self.buffer[:]
+            headers = self.headers
+            data = original
+            if b"<" in original:
+                data = inject(original, self.state.masked_token(), self.layer.field_name,
+                              self.layer.header_name)
+            if data is not original:
+                headers = [(key, value) for key, value in headers
+                           if key.lower() not in ("content-length", "etag", "content-md5")]
+                headers.append(("Content-Length", str(len(data))))
+                vary = [value for key, value in headers if key.lower() == "vary"]
+                if not any("cookie" in value.lower() or "*" in value for value in vary):
+                    headers.append(("Vary", "Cookie"))
+            self.mode = _PASS
+            self.server_write = self.server_start_response(self.status, headers, self.exc_info)
+            yield data
+
+
+def filter_factory(global_conf, **local_conf):
+    """PasteDeploy ``use = call:wsgisec.csrf:filter_factory`` (the layer on its own)."""
+    table = dict(SETTINGS)
+    table["secret_keys"] = (settings.optional(settings.secret_list), None)
+    table["store"] = (settings.optional(settings.store_url), None)
+    kw = settings.parse("csrf", table, local_conf, global_conf)
+    return pipeline.layer_factory("csrf", BrowserCSRF, kw, global_conf)
