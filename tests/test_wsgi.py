@@ -4,7 +4,8 @@ import io
 
 import pytest
 
-from wsgisec.wsgi import BodyTooLarge, ClosingIterator, read_body, remove_headers, set_header
+from wsgisec.wsgi import (BodyTooLarge, ClosingIterator, has_body, read_body, remove_headers,
+                          replace_body, set_header)
 
 
 class Inner:
@@ -71,6 +72,62 @@ def test_read_body_refuses_invalid_content_length(length):
     env = {"wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": length}
     with pytest.raises(ValueError):
         read_body(env, 10)
+
+
+class _ReadOnce(io.BytesIO):
+    """A wsgi.input that fails the test if the body is read from the network twice."""
+
+    reads = 0
+
+    def read(self, *args):
+        type(self).reads += 1
+        return super().read(*args)
+
+
+def test_read_body_reads_the_network_once_and_later_layers_share_the_bytes():
+    env = {"wsgi.input": _ReadOnce(b"hello"), "CONTENT_LENGTH": "5"}
+    first = read_body(env, 10)
+    env["wsgi.input"].read()  # the app (or a layer) consumed the re-readable copy
+    second = read_body(env, 10)
+    assert first == second == b"hello"
+    assert second is first  # the same bytes object, not a copy
+    assert _ReadOnce.reads == 1
+    assert env["wsgi.input"].read() == b"hello"  # rewound for the next reader
+
+
+def test_cached_body_still_honours_a_smaller_limit():
+    env = environ(b"x" * 50)
+    read_body(env, 100)
+    with pytest.raises(BodyTooLarge):
+        read_body(env, 10)
+
+
+def test_a_rewritten_body_is_what_later_readers_get():
+    env = environ(b"name=<b>x</b>")
+    read_body(env, 100)
+    replace_body(env, b"name=x")
+    assert read_body(env, 100) == b"name=x"
+    assert env["CONTENT_LENGTH"] == "6"
+
+
+def test_a_replaced_wsgi_input_is_read_afresh():
+    env = environ(b"old")
+    read_body(env, 100)
+    env["wsgi.input"], env["CONTENT_LENGTH"] = io.BytesIO(b"newer"), "5"
+    assert read_body(env, 100) == b"newer"
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, False),
+    ({"CONTENT_LENGTH": ""}, False),
+    ({"CONTENT_LENGTH": "0"}, False),
+    ({"CONTENT_LENGTH": "12"}, True),
+    ({"CONTENT_LENGTH": "abc"}, True),  # malformed: the reader answers 400, nobody skips it
+    ({"HTTP_TRANSFER_ENCODING": "chunked"}, True),
+    ({"wsgi.input_terminated": True}, True),  # gunicorn/waitress, length-less body
+])
+def test_has_body_is_one_rule_for_every_layer(env, expected):
+    assert has_body(env) is expected
 
 
 def test_header_helpers_are_case_insensitive():

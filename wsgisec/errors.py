@@ -72,7 +72,7 @@ from . import events, pipeline, settings
 from .pipeline import Layer
 from .responses import problem
 from .wsgi import ClosingIterator, close_iterable
-from .store import LazyStore
+from .store import coerce as coerce_store
 
 __all__ = ["ErrorMasker", "filter_factory", "SETTINGS", "find_leak"]
 
@@ -201,7 +201,7 @@ class ErrorMasker(Layer):
                 if extra_leak_patterns else None
         except re.error as error:
             raise settings.ConfigurationError(f"extra_leak_patterns: {error}") from None
-        self.store = LazyStore(store) if isinstance(store, str) else store
+        self.store = coerce_store(store)
         self.settings = {"debug": debug, "mask_leaks": mask_leaks, "max_scan_size": max_scan_size,
                          "log_body_limit": log_body_limit, "strip_headers": list(strip_headers),
                          "extra_leak_patterns": list(extra_leak_patterns),

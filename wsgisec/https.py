@@ -88,7 +88,7 @@ from .credentials import bearer_token, revoke_token
 from .pipeline import Layer
 from .responses import problem, redirect as redirect_response
 from .settings import ConfigurationError
-from .store import LazyStore, StoreUnavailable
+from .store import StoreUnavailable, coerce as coerce_store
 
 __all__ = ["HTTPSOnly", "filter_factory", "SETTINGS"]
 
@@ -163,7 +163,7 @@ class HTTPSOnly(Layer):
         self.exempt_paths = tuple(exempt_paths)
         self.credential_keys = tuple(
             "HTTP_" + name.upper().replace("-", "_") for name in credential_headers)
-        self.store = LazyStore(store) if isinstance(store, str) else store
+        self.store = coerce_store(store)
 
         hsts = []
         if hsts_max_age:

@@ -3,8 +3,10 @@
 * :class:`ClosingIterator` wraps an app's iterable so that ``close()`` always reaches the
   inner one (even when the client disconnects mid-body) and then runs our own cleanup.
 * :func:`close_iterable` closes an iterable we consumed ourselves.
-* :func:`read_body` reads ``wsgi.input`` with a hard limit and puts the bytes back, so the
-  app still sees a readable ``wsgi.input`` and a correct ``CONTENT_LENGTH``.
+* :func:`has_body` is the one rule for "does this request carry a body" (RFC 9112 §6.3).
+* :func:`read_body` reads ``wsgi.input`` once per request with a hard limit and puts the
+  bytes back, so the app still sees a readable ``wsgi.input`` and a correct
+  ``CONTENT_LENGTH``; every later layer gets the same bytes from the environ, not a copy.
 * :func:`header` / :func:`set_header` / :func:`remove_headers` edit a copy of a
   response header list case-insensitively.
 """
@@ -14,8 +16,8 @@ from __future__ import annotations
 import io
 from typing import Callable, Iterable
 
-__all__ = ["ClosingIterator", "close_iterable", "read_body", "BodyTooLarge",
-           "header", "set_header", "remove_headers", "is_secure"]
+__all__ = ["ClosingIterator", "close_iterable", "has_body", "read_body", "BodyTooLarge",
+           "replace_body", "header", "set_header", "remove_headers", "is_secure"]
 
 
 class ClosingIterator:
@@ -57,14 +59,44 @@ class BodyTooLarge(Exception):
     """The request body is longer than the limit (answer 413)."""
 
 
+#: environ key of the cached body: ``(bytes, the BytesIO we put back as wsgi.input)``.
+BODY_CACHE = "wsgisec.body"
+
+
+def has_body(environ: dict) -> bool:
+    """Whether the request carries a body (RFC 9112 §6.3), without reading it.
+
+    A ``Content-Length`` above zero, chunked transfer coding, or a server that promises a
+    terminated ``wsgi.input`` (``wsgi.input_terminated``, as gunicorn and waitress set it
+    for a length-less body) all mean there may be one. A malformed length counts as a
+    body, so the layer that reads it answers 400 instead of skipping its checks.
+    """
+    length = (environ.get("CONTENT_LENGTH") or "").strip()
+    if length:
+        return length != "0"
+    return (environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+            or bool(environ.get("wsgi.input_terminated")))
+
+
 def read_body(environ: dict, limit: int) -> bytes:
     """Read the request body, refusing more than ``limit`` bytes, and make it re-readable.
 
     Decides from ``Content-Length`` first, then enforces the limit while reading (a
     chunked body has no length). Afterwards ``environ["wsgi.input"]`` is a fresh
     ``BytesIO`` over the same bytes and ``CONTENT_LENGTH`` is right.
+
+    The bytes are cached in the environ: a later layer (or the same one) gets them back
+    without reading or copying again, as long as nobody replaced ``wsgi.input`` since. A
+    layer that rewrites the body calls :func:`replace_body`, which updates the cache.
     """
-    length_text = environ.get("CONTENT_LENGTH") or ""
+    cached = environ.get(BODY_CACHE)
+    if cached is not None and cached[1] is environ.get("wsgi.input"):
+        body = cached[0]
+        if len(body) > limit:
+            raise BodyTooLarge(len(body))
+        cached[1].seek(0)
+        return body
+    length_text = (environ.get("CONTENT_LENGTH") or "").strip()
     stream = environ["wsgi.input"]
     if length_text:
         try:
@@ -76,14 +108,21 @@ def read_body(environ: dict, limit: int) -> bytes:
         if length > limit:
             raise BodyTooLarge(length)
         body = stream.read(length) if length else b""
-    elif environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
+    elif has_body(environ):
         body = stream.read(limit + 1)
         if len(body) > limit:
             raise BodyTooLarge(len(body))
     else:
         body = b""  # no length and not chunked: there is no body (RFC 9112 §6.3)
-    environ["wsgi.input"] = io.BytesIO(body)
+    return replace_body(environ, body)
+
+
+def replace_body(environ: dict, body: bytes) -> bytes:
+    """Make ``body`` the request body that the app and every later layer read."""
+    stream = io.BytesIO(body)
+    environ["wsgi.input"] = stream
     environ["CONTENT_LENGTH"] = str(len(body))
+    environ[BODY_CACHE] = (body, stream)
     return body
 
 

@@ -166,7 +166,7 @@ from .. import events, pipeline, settings
 from ..pipeline import Layer
 from .reflection import Candidate, Finding, Neutraliser, is_candidate, neutralise
 from ..settings import ConfigurationError
-from ..store import LazyStore
+from ..store import coerce as coerce_store
 from ..wsgi import BodyTooLarge, ClosingIterator, read_body, remove_headers
 
 __all__ = ["Escaping", "filter_factory", "SETTINGS", "escape_json", "CSVNeutralizer",
@@ -481,7 +481,7 @@ class Escaping(Layer):
         self.default_charset = default_charset
         self.attachment_paths = tuple(attachment_paths)
         self.overrides = _parse_overrides(path_overrides)
-        self.store = LazyStore(store) if isinstance(store, str) else store
+        self.store = coerce_store(store)
         # Requests whose body may hold reflected values are read (bounded) before the app.
         self._read_bodies = bool(self.reflect_sources & {"form", "json"})
 

@@ -126,8 +126,8 @@ from ..pipeline import Layer
 from .request_tokens import RequestTokenError, RequestTokens
 from ..responses import problem
 from ..settings import ConfigurationError
-from ..store import LazyStore, StoreUnavailable
-from ..wsgi import BodyTooLarge, read_body
+from ..store import StoreUnavailable, coerce as coerce_store
+from ..wsgi import BodyTooLarge, has_body, read_body
 
 __all__ = ["SignedRequests", "SETTINGS", "filter_factory", "issue_signing_key", "signing_keys_of",
            "SIGNING_KEYS", "NONCES", "REASONS"]
@@ -242,7 +242,7 @@ class SignedRequests(Layer):
         if unknown_kw:
             raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown_kw))}")
 
-        self.store = LazyStore(store) if isinstance(store, str) else store
+        self.store = coerce_store(store)
         self.secret_keys = secret_keys
         self.clock = clock
         self.request_token_header = request_token_header
@@ -446,11 +446,11 @@ class SignedRequests(Layer):
         if nonce is not None and (not isinstance(nonce, str) or not _NONCE.match(nonce)):
             raise _Reject(SIGNATURE_INVALID, "signature", why="nonce malformed (8-128 characters)")
         names = {name for name, _ in covered if isinstance(name, str)}
-        has_body = _has_body(environ)
+        body_follows = has_body(environ)
         for name in self._always:
             if name not in names:
                 raise _Reject(SIGNATURE_INVALID, "signature", why=f"{name} not covered", keyid=keyid)
-        if has_body and self._digest_required and "content-digest" not in names:
+        if body_follows and self._digest_required and "content-digest" not in names:
             raise _Reject(SIGNATURE_INVALID, "signature", why="content-digest not covered", keyid=keyid)
 
         # 3. Time: RFC 9421 §7.2.4 (created/expires) and our replay window.
@@ -481,7 +481,7 @@ class SignedRequests(Layer):
 
         # 5. The content (RFC 9530): only read when a digest must or can be checked.
         digest_field = environ.get("HTTP_CONTENT_DIGEST")
-        if digest_field is not None or (has_body and self._digest_required):
+        if digest_field is not None or (body_follows and self._digest_required):
             if digest_field is None:
                 raise _Reject(DIGEST_MISMATCH, "content-digest", why="Content-Digest missing", keyid=keyid)
             try:
@@ -505,13 +505,6 @@ class SignedRequests(Layer):
         result.update(keyid=keyid, label=label)
         result.setdefault("client_id", owner)
         return result
-
-
-def _has_body(environ) -> bool:
-    length = environ.get("CONTENT_LENGTH")
-    if length and length.strip() not in ("0", ""):
-        return True
-    return environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
 
 
 # -- signing keys (operator side) -------------------------------------------------------

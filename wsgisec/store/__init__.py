@@ -160,3 +160,11 @@ class LazyStore:
 
     def __repr__(self):
         return f"<LazyStore {redact_url(self.url)}>"
+
+
+def coerce(store):
+    """The store a layer was given: a URL becomes a :class:`LazyStore`; an object is kept.
+
+    Layers accept either, so an ini file names a URL and a test passes a store it made.
+    """
+    return LazyStore(store) if isinstance(store, str) else store

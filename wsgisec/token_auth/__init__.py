@@ -102,7 +102,7 @@ from ..credentials import TOKENS, bearer_token, digest, new_token
 from ..pipeline import Layer
 from ..responses import problem
 from ..settings import ConfigurationError
-from ..store import LazyStore, StoreUnavailable
+from ..store import StoreUnavailable, coerce as coerce_store
 from ..wsgi import BodyTooLarge, is_secure, read_body
 
 __all__ = ["TokenAuth", "filter_factory", "SETTINGS", "ScopeRule", "issue_token", "TokenError"]
@@ -347,7 +347,7 @@ class TokenAuth(Layer):
         endpoints = (token_path, revoke_path, introspect_path)
         if len(set(endpoints)) != 3:
             raise ConfigurationError("token_path, revoke_path and introspect_path must differ")
-        self.store = LazyStore(store) if isinstance(store, str) else store
+        self.store = coerce_store(store)
         self.access_token_ttl = int(access_token_ttl)
         self.refresh_token_ttl = int(refresh_token_ttl)
         if isinstance(public_paths, str):

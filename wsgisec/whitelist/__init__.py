@@ -107,8 +107,8 @@ from ..openapi import Invalid, coerce, describe, resolve, schema_types
 from ..pipeline import Layer
 from ..responses import problem
 from ..settings import ConfigurationError
-from ..store import LazyStore, StoreUnavailable
-from ..wsgi import BodyTooLarge, read_body
+from ..store import StoreUnavailable, coerce as coerce_store
+from ..wsgi import BodyTooLarge, has_body, read_body, replace_body
 
 __all__ = ["Whitelist", "filter_factory", "SETTINGS", "Refusal"]
 
@@ -244,7 +244,7 @@ class Whitelist(Layer):
             self.document = rules
         else:
             self.document = openapi.load(rules)
-        self.store = LazyStore(store) if isinstance(store, str) else store
+        self.store = coerce_store(store)
         if mode == "learn" and self.store is None:
             raise ConfigurationError("mode = learn needs a store to keep its observations")
         self.mode = mode
@@ -529,8 +529,7 @@ class Whitelist(Layer):
             maybe = length > 0
         else:
             length = None
-            maybe = (environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
-                     or bool(environ.get("wsgi.input_terminated")))
+            maybe = has_body(environ)
         if not maybe:
             if operation.body_required:
                 raise Refusal(400, INPUT_INVALID, "request body", None, "is required")
@@ -866,9 +865,7 @@ def _apply(environ, rewrites):
         environ["wsgisec.whitelist.orig_query"] = environ.get("QUERY_STRING", "")
         environ["QUERY_STRING"] = rewrites["query"]
     if "body" in rewrites:
-        body = rewrites["body"]
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
+        replace_body(environ, rewrites["body"])
 
 
 def filter_factory(global_conf, **local_conf):

@@ -134,7 +134,7 @@ from ... import events, pipeline, settings
 from ...pipeline import Layer
 from ...responses import problem
 from ...settings import ConfigurationError, Secret
-from ...store import LazyStore
+from ...store import coerce as coerce_store
 from ...wsgi import BodyTooLarge, ClosingIterator, read_body
 
 __all__ = ["BrowserCSRF", "SETTINGS", "filter_factory"]
@@ -429,7 +429,7 @@ class BrowserCSRF(Layer):
         if not _FIELD.match(csrf_field_name):
             raise ConfigurationError(f"csrf_field_name: {csrf_field_name!r} is not a form field name")
 
-        self.store = LazyStore(store) if isinstance(store, str) else store
+        self.store = coerce_store(store)
         self.clock = clock
         signer = TimestampSigner(keys, salt=_SALT, digest_method=hashlib.sha256)
         signer.get_timestamp = lambda: int(clock())  # the injectable clock, for expiry
