@@ -125,7 +125,7 @@ def test_serve_logs_through_the_ini_logging_sections(served):
     process.terminate()
     output = process.communicate(timeout=10)[0].decode()
     # [formatter_plain] of pyramid_legacy.ini, and the operator gets the detail
-    assert 'ERROR [wsgisec.events.errors] {"kind":"exception-masked"' in output
+    assert 'ERROR [wsgisec.events.error_masker] {"kind":"error_masker.exception-masked"' in output
     assert f"incident {incident}" in output and "monthly_report" in output
 
 

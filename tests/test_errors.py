@@ -250,6 +250,6 @@ def test_head_request_of_a_masked_error_has_no_body():
 
 def test_masking_events_reach_the_store(store):
     response = masked(raises_before_start, store=store).get("/x", status=500)
-    [event] = store.events(kinds=["exception-masked"])
+    [event] = store.events(kinds=["error_masker.exception-masked"])
     assert event["incident_id"] == response.json["incident_id"]
     assert event["path"] == "/x" and "hunter2" not in str(event)

@@ -70,7 +70,7 @@ def test_bearer_token_over_plain_http_is_revoked_and_reported(store, caplog):
     store.put(credentials.TOKENS, credentials.digest(token), {"client_id": "c1"}, ttl=600)
     response = make(store=store).get("/api/items", headers={"Authorization": f"Bearer {token}"}, status=403)
     assert store.get(credentials.TOKENS, credentials.digest(token)) is None
-    [event] = store.events(kinds=["credentials-over-plaintext"])
+    [event] = store.events(kinds=["https.credentials-over-plaintext"])
     assert event["severity"] == "critical" and event["detail"]["token_revoked"] is True
     assert event["incident_id"] == response.json["incident_id"]
     assert token not in caplog.text and token not in json.dumps(event)
@@ -78,7 +78,7 @@ def test_bearer_token_over_plain_http_is_revoked_and_reported(store, caplog):
 
 def test_request_token_header_over_plain_http_is_refused_and_reported(store):
     make(store=store).get("/x", headers={"X-Request-Token": "anything"}, status=403)
-    [event] = store.events(kinds=["credentials-over-plaintext"])
+    [event] = store.events(kinds=["https.credentials-over-plaintext"])
     assert event["detail"]["headers"] == "X-Request-Token"
 
 

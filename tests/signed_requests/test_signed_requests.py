@@ -241,7 +241,7 @@ REFUSALS = [
 def test_each_refusal_has_its_reason_code_and_one_event(store, layer, app, creds, build, code):
     request = build(creds, store)
     response = refusal(send(app, request), code)
-    kept = store.events(kinds=[code])
+    kept = store.events(kinds=["signed_requests." + code])
     assert len(kept) == 1 and kept[0]["incident_id"] == response.json["incident_id"]
     # Never the expected signature, nor the key, in the answer or the event.
     text = response.text + json.dumps(kept)
@@ -269,7 +269,7 @@ def test_replayed_nonce_is_refused(store, app, creds):
     request = signed(creds)
     assert send(app, request).status_int == 200
     refusal(send(app, request), "replayed")
-    assert len(store.events(kinds=["replayed"])) == 1
+    assert len(store.events(kinds=["signed_requests.replayed"])) == 1
 
 
 def test_nonce_is_consumed_only_after_the_signature_verified(store, app, creds):
@@ -342,7 +342,7 @@ def test_body_larger_than_max_body_size_is_413(store, creds):
     app = TestApp(validated(make_layer(store, max_body_size=100)))
     response = send(app, signed(creds, body=b"x" * 101))
     assert response.status_int == 413
-    assert store.events(kinds=["body-too-large"])
+    assert store.events(kinds=["signed_requests.body-too-large"])
 
 
 def test_store_unavailable_fails_closed(creds):

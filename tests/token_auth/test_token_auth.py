@@ -336,7 +336,7 @@ def test_reusing_a_spent_refresh_token_revokes_the_whole_family(issued, store, c
     app.get("/api/items", headers=bearer(first["access_token"]), status=401)
     refresh(app, client_id, secret, second["refresh_token"], status=400)
     app.get("/api/items", headers=bearer(other["access_token"]))  # untouched
-    [event] = [e for e in store.events(kinds=["refresh-token-reuse"])]
+    [event] = [e for e in store.events(kinds=["token_auth.refresh-token-reuse"])]
     assert event["severity"] == "critical" and event["detail"]["tokens_revoked"] == 3
     for token in (first["refresh_token"], second["access_token"], secret):
         assert token not in caplog.text and token not in json.dumps(event)
@@ -489,7 +489,7 @@ def test_disabling_a_client_stops_its_tokens_at_once(issued, store):
     app.get("/api/items", headers=bearer(tokens["access_token"]), status=401)
     response = fetch(app, client_id, secret, status=401)
     assert response.json["error"] == "invalid_client"
-    assert store.events(kinds=["client-disabled"])
+    assert store.events(kinds=["token_auth.client-disabled"])
 
 
 def test_disabling_a_client_also_retires_its_signing_keys(store):
@@ -558,7 +558,7 @@ def test_failed_client_authentications_lock_out_with_429(make, store, clock):
     # The client id is locked from everywhere, not only from the guessing address.
     app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=basic(client_id, secret),
              extra_environ={"REMOTE_ADDR": "198.51.100.1"}, status=429)
-    assert store.events(kinds=["client-auth-throttled"])
+    assert store.events(kinds=["token_auth.client-auth-throttled"])
     clock.now += 601
     fetch(app, client_id, secret)
 
@@ -580,7 +580,7 @@ def test_bearer_token_over_plain_http_is_revoked(issued, store, caplog):
     app, _layer, _cid, _secret, tokens = issued
     response = app.get("/api/items", headers=bearer(tokens["access_token"]),
                        extra_environ={"wsgi.url_scheme": "http"}, status=403)
-    [event] = store.events(kinds=["credentials-over-plaintext"])
+    [event] = store.events(kinds=["token_auth.credentials-over-plaintext"])
     assert event["severity"] == "critical" and event["detail"]["token_revoked"] is True
     assert event["incident_id"] == response.json["incident_id"]
     app.get("/api/items", headers=bearer(tokens["access_token"]), status=401)
@@ -592,7 +592,7 @@ def test_query_token_over_plain_http_is_revoked_even_when_query_tokens_are_off(i
     app.get("/api/items?access_token=" + tokens["access_token"], extra_environ={"wsgi.url_scheme": "http"},
             status=403)
     app.get("/api/items", headers=bearer(tokens["access_token"]), status=401)
-    [event] = store.events(kinds=["credentials-over-plaintext"])
+    [event] = store.events(kinds=["token_auth.credentials-over-plaintext"])
     assert event["detail"]["token_revoked"] is True
 
 
@@ -608,7 +608,7 @@ def test_refresh_token_sent_to_the_endpoint_over_plain_http_is_revoked(issued, s
                         headers=basic(client_id, secret), extra_environ={"wsgi.url_scheme": "http"}, status=400)
     assert response.json["error"] == "invalid_request"
     app.get("/api/items", headers=bearer(tokens["access_token"]), status=401)  # the family went with it
-    assert store.events(kinds=["credentials-over-plaintext"])
+    assert store.events(kinds=["token_auth.credentials-over-plaintext"])
 
 
 def test_require_tls_off_serves_plain_http(make):

@@ -468,7 +468,7 @@ def test_max_string_length_applies_where_the_schema_has_no_maxLength():
 def test_refusal_emits_an_event_with_the_incident_id(store, caplog):
     app = make(store=store)
     response = app.get("/items?q=%3Cscript%3Esecret-payload", status=400)
-    [event] = store.events(kinds=["input-attack"])
+    [event] = store.events(kinds=["whitelist.input-attack"])
     assert event["incident_id"] == response.json["incident_id"]
     assert event["detail"] == {"in": "query parameter", "parameter": "q", "mode": "enforce"}
     assert "secret-payload" not in json.dumps(event) and "secret-payload" not in caplog.text
@@ -479,7 +479,7 @@ def test_report_only_lets_the_request_through_and_reports(store):
     response = app.get("/items?q=%3Cscript%3E&nope=1", status=200)
     assert response.json["query"] == "q=%3Cscript%3E&nope=1"
     assert response.json["reported"] == 'query parameter "nope": is not declared'
-    [event] = store.events(kinds=["input-invalid"])
+    [event] = store.events(kinds=["whitelist.input-invalid"])
     assert event["severity"] == "info" and event["detail"]["mode"] == "report-only"
     # Nothing is rewritten in report-only either.
     assert app.get("/items?bio=%3Cscript%3Ex").json["query"] == "bio=%3Cscript%3Ex"

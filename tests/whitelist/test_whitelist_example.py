@@ -137,7 +137,7 @@ def test_report_only_ini_lets_attacks_through_and_reports_them(store_url):
                                           global_conf={"wsgisec_store": store_url})))
     page = app.get("/search?q=%3Cb%3Ex%3C/b%3E")
     assert "<h1>Results for <b>x</b></h1>" in page.text
-    [event] = open_store(store_url).events(kinds=["input-attack"])
+    [event] = open_store(store_url).events(kinds=["whitelist.input-attack"])
     assert event["severity"] == "info" and event["detail"]["mode"] == "report-only"
 
 

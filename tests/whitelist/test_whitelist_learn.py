@@ -152,7 +152,7 @@ def test_learn_with_a_document_uses_its_templates_and_reports(store):
     app = TestApp(validated(Whitelist(create_app(), rules=rules, mode="learn", store=store)))
     app.get("/api/items?debug=1")  # passes (learning), but is reported
     assert store.get(NAMESPACE, "GET /api/items")["query"]["p"]["debug"]["n"] == 1
-    [event] = store.events(kinds=["input-invalid"])
+    [event] = store.events(kinds=["whitelist.input-invalid"])
     assert event["detail"]["mode"] == "learn" and event["severity"] == "info"
 
 

@@ -172,7 +172,7 @@ def test_forged_request_is_refused(csrf, clock, attack, reason, caplog):
     assert "attack" not in notes(csrf)
     [record] = [r for r in caplog.records if r.name == "wsgisec.events.csrf"]
     event = json.loads(record.getMessage())
-    assert event["kind"] == reason and event["incident_id"] == response.json["incident_id"]
+    assert event["code"] == reason and event["incident_id"] == response.json["incident_id"]
     # Never a token or a cookie in the event.
     assert ctx.victim.token not in record.getMessage()
     assert ctx.victim.cookies["csrf"] not in record.getMessage()
@@ -188,7 +188,7 @@ def test_browser_gets_an_html_refusal(csrf):
 def test_refusal_is_recorded_in_the_store(store):
     csrf = layer(store=store)
     Browser(csrf).post(headers={"Sec-Fetch-Site": "cross-site"}, status=403)
-    [event] = store.events(kinds=["csrf-cross-site"])
+    [event] = store.events(kinds=["csrf.csrf-cross-site"])
     assert event["path"] == "/notes" and event["method"] == "POST"
 
 
@@ -606,7 +606,7 @@ def test_ini_file_builds_the_layer_with_every_setting(keys_env, store_url):
     assert refused.json["reason"] == "csrf-origin-mismatch"
     # The refusal went to the configured store.
     from wsgisec.store import open_store
-    assert open_store(store_url).events(kinds=["csrf-origin-mismatch"])
+    assert open_store(store_url).events(kinds=["csrf.csrf-origin-mismatch"])
     # A token pair signed with the older key alone is still accepted (secret_keys lists it).
     https = {"wsgi.url_scheme": "https", "HTTP_HOST": "localhost"}
     old = TestApp(validated(layer(csrf.app, secret_keys=(OLD_KEY,), csrf_cookie_name="__Host-csrf")),
