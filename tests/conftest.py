@@ -11,7 +11,13 @@
   ``ClosingBody``: an app iterable that records ``close()``.
 * ``CHROMIUM``, ``CHROMIUM_ARGS``, ``needs_chromium``: Debian's chromium for Playwright
   (never ``playwright install``); tests marked ``needs_chromium`` skip, saying why,
-  where it is not installed.
+  where it is not installed. ``browser``: one Chromium for the whole session (each test
+  opens its own context, so no state is shared); ``settled(page)`` waits until the page's
+  images have loaded or failed and two frames have rendered, the events after which a
+  payload that is going to run has run (no fixed timeouts).
+* ``wsgi_server(app)``: the app on waitress in a thread on an ephemeral loopback port;
+  returns the base URL and stops the server (keep-alive connections included) when the
+  test ends, so no thread is left to a join timeout.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
+import threading
 import uuid
 from wsgiref.validate import validator
 
@@ -34,6 +41,79 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 skip_without_chromium = pytest.mark.skipif(
     not os.path.exists(CHROMIUM), reason=f"browser test: no chromium at {CHROMIUM} (apt-get install chromium)")
 needs_chromium = [pytest.mark.browser, skip_without_chromium]
+
+
+class ThreadedServer:
+    """A WSGI app on waitress in a daemon thread, on ``127.0.0.1:<ephemeral port>``."""
+
+    def __init__(self, app, **adjustments):
+        from waitress.server import create_server
+
+        adjustments.setdefault("threads", 4)
+        self.server = create_server(app, host="127.0.0.1", port=0, **adjustments)
+        self.port = self.server.effective_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.run, daemon=True, name=f"waitress-{self.port}")
+        self._thread.start()
+
+    def stop(self):
+        from waitress import wasyncore
+
+        # The loop runs while its map holds a dispatcher: close them all, keep-alive
+        # client connections included, from inside the loop thread.
+        server = self.server
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        self._thread.join(5)
+        assert not self._thread.is_alive(), "the test server did not stop"
+
+
+@pytest.fixture
+def wsgi_server():
+    """``wsgi_server(app, **waitress_adjustments) -> ThreadedServer`` (``.url``, ``.port``)."""
+    started = []
+
+    def start(app, **adjustments):
+        started.append(ThreadedServer(app, **adjustments))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian chromium for the session (skips, saying why, without it)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"browser test: no chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+_SETTLED = """() => new Promise(resolve => {
+  const frames = () => requestAnimationFrame(() => requestAnimationFrame(() => resolve(true)));
+  const images = [...(document.images || [])].filter(image => !image.complete);
+  let left = images.length;
+  if (!left) return frames();
+  const one = () => { if (--left === 0) frames(); };
+  for (const image of images) {
+    image.addEventListener('load', one);
+    image.addEventListener('error', one);
+  }
+})"""
+
+
+def settled(page):
+    """Wait for the events after which a page's scripts and handlers have all had their
+    turn: every image loaded or failed (``onerror`` payloads), then two rendered frames
+    (``autofocus``/``onfocus``)."""
+    page.evaluate(_SETTLED)
 
 
 def redis_available() -> str | None:

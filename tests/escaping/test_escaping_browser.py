@@ -11,12 +11,11 @@ here: what stops the payloads is the escaping alone.
 
 from __future__ import annotations
 
-import threading
 from urllib.parse import urlencode
 
 import pytest
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from conftest import needs_chromium, settled
 
 from flask_legacy.app import create_app
 from test_escaping import PAGES, contexts_app
@@ -25,8 +24,7 @@ from wsgisec.escaping.reflection import BLOCKED_URL
 
 pytestmark = needs_chromium
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-waitress_server = pytest.importorskip("waitress.server", reason="waitress is not installed")
+pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
 
 def pages_app(environ, start_response):
@@ -37,35 +35,19 @@ def pages_app(environ, start_response):
     return contexts_app(environ, start_response)
 
 
-def serve(app):
-    server = waitress_server.create_server(app, host="127.0.0.1", port=0, threads=2,
-                                           clear_untrusted_proxy_headers=True)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    return server, thread
-
-
 @pytest.fixture(scope="module")
 def servers():
+    from conftest import ThreadedServer
+
     apps = {
         ("flask", False): create_app(), ("flask", True): Escaping(create_app(), store=None),
         ("pages", False): pages_app, ("pages", True): Escaping(pages_app, store=None),
     }
-    running = {key: serve(app) for key, app in apps.items()}
-    yield {key: f"http://127.0.0.1:{server.effective_port}" for key, (server, _) in running.items()}
-    for server, thread in running.values():
-        server.close()
-        thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    running = {key: ThreadedServer(app, threads=2, clear_untrusted_proxy_headers=True)
+               for key, app in apps.items()}
+    yield {key: server.url for key, server in running.items()}
+    for server in running.values():
+        server.stop()
 
 
 def executed(browser, url, click=None, form=None) -> bool:
@@ -85,11 +67,8 @@ def executed(browser, url, click=None, form=None) -> bool:
                 page.click("button[type=submit]")
         if click is not None:
             page.click(click)
-        try:
-            page.wait_for_function("window.__xss === 1", timeout=1500)
-            return True
-        except sync_api.TimeoutError:
-            return bool(dialogs) or page.evaluate("window.__xss === 1")
+        settled(page)
+        return bool(dialogs) or page.evaluate("window.__xss === 1")
     finally:
         context.close()
 
