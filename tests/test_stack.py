@@ -101,6 +101,31 @@ def test_the_sql_error_the_legacy_app_returns_is_masked(partner, caplog):
     assert "leak-masked" in caplog.text
 
 
+SAFE_HEADERS = {"Strict-Transport-Security": "max-age=31536000", "X-Content-Type-Options": "nosniff"}
+
+
+@pytest.mark.parametrize("case", ["masked-crash", "masked-sql-error", "no-token", "unsigned",
+                                  "allowlist-refusal", "undeclared-path", "insufficient-scope"])
+def test_every_response_over_tls_keeps_the_safe_headers(partner, stack, case):
+    """Masked errors and every layer's refusals carry HSTS and the safe headers, like any
+    other response (issue 11: the masker used to rebuild a 500 without them)."""
+    plain = TestApp(validated(stack), extra_environ=dict(VIA_TLS_PROXY))
+    response = {
+        "masked-crash": lambda: partner.get("/api/crash", status=500, expect_errors=True),
+        "masked-sql-error": lambda: partner.get("/api/lookup?name=O%27Brien", status=500),
+        "no-token": lambda: plain.get("/api/items", status=401),
+        "unsigned": lambda: plain.get("/api/items", headers={"Authorization": f"Bearer {partner.access}"},
+                                      status=401),
+        "allowlist-refusal": lambda: partner.get("/api/items?debug=1", status=400),
+        "undeclared-path": lambda: partner.get("/api/admin", status=404),
+        "insufficient-scope": lambda: partner.delete("/api/items", status=(403, 405)),
+    }[case]()
+    for name, value in SAFE_HEADERS.items():
+        assert response.headers.get(name) == value, name
+    assert response.headers["X-Frame-Options"] in ("DENY", "SAMEORIGIN")
+    assert "Referrer-Policy" in response.headers
+
+
 def test_a_token_sent_over_plain_http_is_refused_and_revoked(partner, stack):
     plain_http = TestApp(validated(stack), extra_environ={"REMOTE_ADDR": "203.0.113.7", "HTTP_HOST": "localhost"})
     plain_http.get("/api/items", headers={"Authorization": f"Bearer {partner.access}"}, status=403)

@@ -89,6 +89,7 @@ from .pipeline import Layer
 from .responses import problem, redirect as redirect_response
 from .settings import ConfigurationError
 from .store import StoreUnavailable, coerce as coerce_store
+from .wsgi import keep_on_every_response
 
 __all__ = ["HTTPSOnly", "filter_factory", "SETTINGS"]
 
@@ -224,6 +225,9 @@ class HTTPSOnly(Layer):
 
         hsts = self.hsts
         secure_cookies = self.secure_cookies
+        if hsts is not None:
+            # error_masker, outside us, rebuilds masked errors: it sends this one too.
+            keep_on_every_response(environ, "Strict-Transport-Security", hsts)
 
         def https_start_response(status, headers, exc_info=None):
             headers = list(headers)

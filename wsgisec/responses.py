@@ -25,6 +25,7 @@ from markupsafe import escape
 from webob.acceptparse import create_accept_header
 
 from .events import incident_id as _incident_id
+from .wsgi import safe_headers
 
 __all__ = ["problem", "negotiate", "redirect", "reason_phrase"]
 
@@ -52,6 +53,14 @@ def negotiate(environ: dict) -> str:
         return "json"
     best = offers[0][0]
     return "html" if best == "text/html" else "text" if best == "text/plain" else "json"
+
+
+_STRICT_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+)
 
 
 def _status_line(status: int) -> str:
@@ -98,10 +107,17 @@ def problem(environ: dict, status: int, detail: str, *, incident: str | None = N
         ("Content-Type", content_type),
         ("Content-Length", str(len(body))),
         ("Cache-Control", "no-store"),
-        ("X-Content-Type-Options", "nosniff"),
         ("X-Incident-Id", incident),
     ]
     response_headers.extend(headers)
+    # Our error documents need nothing from the browser: the strictest headers fit them
+    # (OWASP REST Security Cheat Sheet, "Security headers"), plus whatever a layer
+    # promised for every response of the request (HSTS, RFC 6797 §7.1).
+    present = {name.lower() for name, _ in response_headers}
+    for name, value in _STRICT_HEADERS + tuple(safe_headers(environ)):
+        if name.lower() not in present:
+            response_headers.append((name, value))
+            present.add(name.lower())
     return _Fixed(_status_line(status), response_headers, body)
 
 

@@ -9,6 +9,9 @@
   ``CONTENT_LENGTH``; every later layer gets the same bytes from the environ, not a copy.
 * :func:`header` / :func:`set_header` / :func:`remove_headers` edit a copy of a
   response header list case-insensitively.
+* :func:`keep_on_every_response` / :func:`safe_headers`: headers a layer promises on every
+  response of this request (HSTS from ``https``), so a layer outside it that builds its own
+  response (the masked 500 of ``error_masker``) still sends them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import io
 from typing import Callable, Iterable
 
 __all__ = ["ClosingIterator", "close_iterable", "has_body", "read_body", "BodyTooLarge",
-           "replace_body", "header", "set_header", "remove_headers", "is_secure"]
+           "replace_body", "keep_on_every_response", "safe_headers", "header", "set_header", "remove_headers", "is_secure"]
 
 
 class ClosingIterator:
@@ -147,6 +150,22 @@ def remove_headers(headers: list, names) -> list:
     lowered = {name.lower() for name in names}
     headers[:] = [(key, val) for key, val in headers if key.lower() not in lowered]
     return headers
+
+
+#: environ key: the ``(name, value)`` headers promised on every response of the request.
+SAFE_HEADERS = "wsgisec.safe_headers"
+
+
+def keep_on_every_response(environ: dict, name: str, value: str) -> None:
+    """Promise header ``name: value`` on every response to this request, ours included."""
+    kept = environ.setdefault(SAFE_HEADERS, [])
+    if not any(key.lower() == name.lower() for key, _ in kept):
+        kept.append((name, value))
+
+
+def safe_headers(environ: dict) -> list[tuple[str, str]]:
+    """The headers promised by :func:`keep_on_every_response` (empty if none)."""
+    return list(environ.get(SAFE_HEADERS, ()))
 
 
 def is_secure(environ: dict) -> bool:
