@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from conftest import ROOT
+
 SERVER_ONLY = ("webob", "passlib", "argon2", "fastjsonschema", "paste.deploy", "defusedxml", "markupsafe")
 
 
@@ -38,3 +40,41 @@ def test_lazy_export_names_the_real_class():
     from wsgisec.token_auth import TokenAuth as token_auth_class
 
     assert BrowserCSRF is csrf_class and TokenAuth is token_auth_class
+
+
+PRACTICES = ("token_auth", "signed_requests", "whitelist", "escaping", "reports")
+
+
+def _imported_practices(path, own):
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = "wsgisec." + ".".join(path.relative_to(ROOT / "wsgisec").with_suffix("").parts)
+    if path.name == "__init__.py":
+        package = package.rsplit(".", 1)[0] + "."  # relative imports start in the package
+    found = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[: len(base) - node.level] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            names = [module] + [f"{module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if len(parts) > 1 and parts[0] == "wsgisec" and parts[1] in PRACTICES and parts[1] != own:
+                found.add(parts[1])
+    return found
+
+
+@pytest.mark.parametrize("practice", PRACTICES)
+def test_no_practice_package_imports_another(practice):
+    """Each practice stands alone on the shared layer (settings, events, store, wsgi ...)."""
+    package = ROOT / "wsgisec" / practice
+    if not package.is_dir():
+        pytest.skip(f"wsgisec/{practice}/ does not exist yet")
+    crossing = {str(path.relative_to(ROOT)): sorted(_imported_practices(path, practice))
+                for path in package.rglob("*.py")}
+    assert not {path: names for path, names in crossing.items() if names}

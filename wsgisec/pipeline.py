@@ -8,15 +8,14 @@ legacy app usually does.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
 from paste.deploy import loadapp
 
-from . import settings
+from .layer import Layer, layer_factory  # noqa: F401  (their home until every import moves)
 
-__all__ = ["load", "layers", "find_layer", "config_uri", "Layer", "layer_factory"]
+__all__ = ["load", "layers", "find_layer", "config_uri"]
 
 
 def config_uri(path: str) -> str:
@@ -50,37 +49,3 @@ def find_layer(app, layer_type):
         if isinstance(layer, layer_type):
             return layer
     return None
-
-
-class Layer:
-    """What every wsgisec middleware shares, so ``wsgisec check`` can describe the stack.
-
-    Subclasses set ``wsgisec_layer`` (their entry point name), keep the wrapped app in
-    ``self.app`` and their effective, typed settings in ``self.settings``, and may
-    override :meth:`warnings` to name insecure choices.
-    """
-
-    wsgisec_layer: str = ""
-    app = None
-    settings: dict = {}
-
-    def warnings(self) -> list[str]:
-        return []
-
-    def __repr__(self):
-        return f"<{type(self).__name__} around {self.app!r}>"
-
-
-def layer_factory(name: str, layer_class, kw: dict, global_conf: dict | None):
-    """The end of every ``filter_factory``: ``app -> layer`` with these typed settings.
-
-    Gives the layer the default store (see :func:`settings.default_store_url`) and builds
-    it once without an app, so that rules spanning several settings fail at start-up
-    with the filter and the file named, never at the first request.
-    """
-    kw.setdefault("store", settings.default_store_url(global_conf))
-    try:
-        layer_class(None, **kw)
-    except settings.ConfigurationError as error:
-        raise settings.config_error(name, global_conf, str(error)) from None
-    return functools.partial(layer_class, **kw)
