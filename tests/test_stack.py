@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 from webtest import TestApp
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, skip_without_chromium, validated
+from conftest import skip_without_chromium, validated
 from wsgisec import credentials, pipeline
 from wsgisec.testing import PartnerTestApp, partner_credentials
 from wsgisec.token_auth import TokenAuth
@@ -213,8 +213,7 @@ def serve_plain(app):
 
 @pytest.mark.browser
 @skip_without_chromium
-def test_a_browser_uses_the_legacy_form_through_every_layer_and_a_cross_site_post_fails(stack, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+def test_a_browser_uses_the_legacy_form_through_every_layer_and_a_cross_site_post_fails(stack, tmp_path, browser):
     site = serve_tls(stack, tmp_path)
     origin = f"https://127.0.0.1:{site.server_address[1]}"
     attack = (f'<!DOCTYPE html><html><body><form id="f" method="post" action="{origin}/notes">'
@@ -222,30 +221,29 @@ def test_a_browser_uses_the_legacy_form_through_every_layer_and_a_cross_site_pos
               f'<script>document.getElementById("f").submit()</script></body></html>').encode()
     evil = serve_plain(lambda environ, start_response: (
         start_response("200 OK", [("Content-Type", "text/html")]), [attack])[1])
+    context = browser.new_context(ignore_https_errors=True)
     try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_context(ignore_https_errors=True).new_page()
-                page.set_default_timeout(15000)
-                first = page.goto(f"{origin}/notes")
-                assert first.headers["strict-transport-security"] == "max-age=31536000"
-                page.fill("input[name=note]", "O'Brien & AT&T <3")
-                with page.expect_navigation():
-                    page.click("button[type=submit]")
-                # Passed the allowlist (real text), the CSRF check (injected token) and the
-                # escaping layer (shown as typed, not as markup).
-                assert page.locator("li").last.inner_text() == "O'Brien & AT&T <3"
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        first = page.goto(f"{origin}/notes")
+        assert first.headers["strict-transport-security"] == "max-age=31536000"
+        page.fill("input[name=note]", "O'Brien & AT&T <3")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        # Passed the allowlist (real text), the CSRF check (injected token) and the
+        # escaping layer (shown as typed, not as markup).
+        assert page.locator("li").last.inner_text() == "O'Brien & AT&T <3"
 
-                with page.expect_response(lambda r: r.url == f"{origin}/notes"
-                                          and r.request.method == "POST") as posted:
-                    page.goto(f"http://localhost:{evil.server_address[1]}/")
-                assert posted.value.status == 403
-                assert "csrf-cross-site" in posted.value.text()
-                page.goto(f"{origin}/notes")
-                assert "forged from another site" not in page.content()
-            finally:
-                browser.close()
+        with page.expect_response(lambda r: r.url == f"{origin}/notes"
+                                  and r.request.method == "POST") as posted:
+            page.goto(f"http://localhost:{evil.server_address[1]}/")
+        assert posted.value.status == 403
+        assert "csrf-cross-site" in posted.value.text()
+        page.goto(f"{origin}/notes")
+        assert "forged from another site" not in page.content()
     finally:
+        context.close()
         site.shutdown()
+        site.server_close()
         evil.shutdown()
+        evil.server_close()

@@ -8,11 +8,9 @@ hosts) serves an attacker's page whose form posts itself to the notes page.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from conftest import needs_chromium
 
 from flask_legacy.app import create_app
 from wsgisec.signed_requests.csrf import BrowserCSRF
@@ -20,31 +18,15 @@ from wsgisec.settings import Secret
 
 pytestmark = needs_chromium
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-waitress_server = pytest.importorskip("waitress.server", reason="waitress is not installed")
-
-
-def serve(app):
-    """Run ``app`` with waitress on an ephemeral 127.0.0.1 port in a thread."""
-    server = waitress_server.create_server(app, host="127.0.0.1", port=0, threads=2,
-                                           clear_untrusted_proxy_headers=True)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    return server, thread
-
-
 @pytest.fixture
-def victim():
+def victim(wsgi_server):
     csrf = BrowserCSRF(create_app(), secret_keys=(Secret("browser-test-key-0123456789abcdef", "env"),),
                        store=None, csrf_session_cookie="session")
-    server, thread = serve(csrf)
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(5)
+    return wsgi_server(csrf, clear_untrusted_proxy_headers=True).url
 
 
 @pytest.fixture
-def attacker(victim):
+def attacker(victim, wsgi_server):
     page = (f'<!DOCTYPE html><html><head><title>Win a prize</title></head><body>'
             f'<form id="f" method="post" action="{victim}/notes">'
             f'<input name="note" value="attack from another site"></form>'
@@ -55,23 +37,18 @@ def attacker(victim):
                                   ("Content-Length", str(len(page)))])
         return [page]
 
-    server, thread = serve(app)
     # "localhost" is another site than "127.0.0.1" for the browser.
-    yield f"http://localhost:{server.effective_port}"
+    return f"http://localhost:{wsgi_server(app).port}"
     server.close()
     thread.join(5)
 
 
 @pytest.fixture
-def page():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context()
-            context.set_default_timeout(15000)
-            yield context.new_page()
-        finally:
-            browser.close()
+def page(browser):
+    context = browser.new_context()
+    context.set_default_timeout(15000)
+    yield context.new_page()
+    context.close()
 
 
 def test_legacy_form_submits_and_cross_site_post_is_refused(victim, attacker, page):
