@@ -4,11 +4,27 @@ Used by the ``wsgisec`` command (``serve``, ``check`` and the operator verbs tha
 layer's store) and by tests. The ini file's own directory is put on ``sys.path`` first, so
 ``use = call:legacy_app:app_factory`` finds a module that lies beside the ini file, as a
 legacy app usually does.
+
+Other servers (``gunicorn --paste``, ``pserve``, uWSGI, mod_wsgi) load the ini with
+PasteDeploy alone, without that help. For them, ``egg:wsgisec#app`` imports the legacy
+app by path relative to the ini file, whatever the current directory::
+
+    [app:legacy]
+    use = egg:wsgisec#app
+    # a PasteDeploy app factory (called with the section's other settings) ...
+    factory = flask_legacy.app:app_factory
+    # ... or a WSGI callable: application = legacy_app:app
+    # directories put on sys.path, relative to this file's directory (default: .)
+    path = .
+
+A module that cannot be imported is a :class:`~wsgisec.settings.ConfigurationError`
+naming the module and ``sys.path``, never a traceback from the server.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 
@@ -16,7 +32,8 @@ from paste.deploy import loadapp
 
 from . import settings
 
-__all__ = ["load", "layers", "find_layer", "config_uri", "Layer", "layer_factory"]
+__all__ = ["load", "layers", "find_layer", "config_uri", "Layer", "layer_factory", "app_factory",
+           "import_object"]
 
 
 def config_uri(path: str) -> str:
@@ -84,3 +101,48 @@ def layer_factory(name: str, layer_class, kw: dict, global_conf: dict | None):
     except settings.ConfigurationError as error:
         raise settings.config_error(name, global_conf, str(error)) from None
     return functools.partial(layer_class, **kw)
+
+
+# -- the legacy app, imported by path -------------------------------------------------
+
+def import_object(spec: str, where: str = "[app]"):
+    """``module:attribute`` imported; a ConfigurationError naming the module and sys.path.
+
+    A missing module is the most common deployment mistake (wrong directory, wrong
+    virtualenv); the operator needs to see where Python looked, not a traceback.
+    """
+    module_name, sep, attribute = spec.strip().partition(":")
+    if not module_name or not sep or not attribute:
+        raise settings.ConfigurationError(f"{where}: {spec!r} is not module:attribute")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise settings.ConfigurationError(
+            f"{where}: cannot import {module_name!r} ({error}); sys.path is {os.pathsep.join(sys.path)}") from None
+    target = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise settings.ConfigurationError(
+                f"{where}: module {module_name!r} ({getattr(module, '__file__', '?')}) has no {attribute!r}") from None
+    return target
+
+
+def app_factory(global_conf, factory: str = "", application: str = "", path: str = ".", **local_conf):
+    """``egg:wsgisec#app``: the legacy app, found relative to the ini file (see above)."""
+    here = global_conf.get("here") or os.getcwd()
+    where = f"egg:wsgisec#app ({global_conf.get('__file__', here)})"
+    if bool(factory) == bool(application):
+        raise settings.ConfigurationError(
+            f"{where}: set exactly one of factory = module:app_factory or application = module:app")
+    for directory in reversed(path.split()):
+        directory = os.path.normpath(os.path.join(here, directory))
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+    if application:
+        if local_conf:
+            raise settings.ConfigurationError(
+                f"{where}: unknown setting {sorted(local_conf)[0]} (settings go to a factory, not an application)")
+        return import_object(application, where)
+    return import_object(factory, where)(global_conf, **local_conf)
