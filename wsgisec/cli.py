@@ -36,6 +36,7 @@ import sys
 
 from . import pipeline
 from .settings import ConfigurationError, Secret
+from .store import StoreUnavailable
 
 __all__ = ["main", "CLI"]
 
@@ -210,6 +211,25 @@ def _inline_secrets(settings: dict):
             yield key
 
 
+def stores_of(chain) -> dict:
+    """The distinct stores the layers of a stack use, by URL, in stack order."""
+    found = {}
+    for layer in chain:
+        store = getattr(layer, "store", None) if getattr(type(layer), "wsgisec_layer", None) else None
+        if store is not None:
+            found.setdefault(getattr(store, "url", repr(store)), store)
+    return found
+
+
+def check_stores(chain) -> list[str]:
+    """One line per store, once it is open, writable and current; StoreUnavailable if not."""
+    lines = []
+    for store in stores_of(chain).values():
+        where = store.check()
+        lines.append(f"\nstore: {where} (reachable, writable, schema current)")
+    return lines
+
+
 def _check(args) -> int:
     try:
         app = load_stack(args)
@@ -230,6 +250,12 @@ def _check(args) -> int:
         warnings.extend(f"{name}: {text}" for text in layer.warnings())
         warnings.extend(f"{name}: {key} is written inline in the ini file; use env:NAME or file:PATH"
                         for key in _inline_secrets(layer.settings))
+    try:
+        for line in check_stores(chain):
+            print(line)
+    except StoreUnavailable as error:
+        print(f"wsgisec: store unavailable: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     names = [type(layer).wsgisec_layer for layer in chain if getattr(type(layer), "wsgisec_layer", None)]
     present = [name for name in _RECOMMENDED_ORDER if name in names]
     actual = [name for name in names if name in _RECOMMENDED_ORDER]
