@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import re
 import sys
 
 from paste.deploy import loadapp
@@ -41,11 +42,52 @@ def config_uri(path: str) -> str:
 
 
 def load(path: str, name: str = "main", global_conf: dict | None = None):
-    """The WSGI application that ``[pipeline:name]`` (or ``[app:name]``) describes."""
+    """The WSGI application that ``[pipeline:name]`` (or ``[app:name]``) describes.
+
+    A user's mistake in the ini file (a missing file, an unknown ``egg:wsgisec#name``, a
+    module that cannot be imported) is a :class:`~wsgisec.settings.ConfigurationError`
+    saying what to fix, so the CLI prints one line instead of a traceback.
+    """
+    if not os.path.isfile(path):
+        raise settings.ConfigurationError(f"{path}: no such ini file")
     here = os.path.dirname(os.path.abspath(path))
     if here not in sys.path:
         sys.path.insert(0, here)
-    return loadapp(config_uri(path), name=name, global_conf=global_conf)
+    try:
+        return loadapp(config_uri(path), name=name, global_conf=global_conf)
+    except settings.ConfigurationError:
+        raise
+    except (LookupError, ImportError) as error:
+        raise settings.ConfigurationError(f"{os.path.abspath(path)}: {explain(error)}") from None
+
+
+def known_entry_points(group: str, package: str = "wsgisec") -> list[str]:
+    """The names ``egg:wsgisec#...`` offers in a PasteDeploy entry point group."""
+    from importlib.metadata import entry_points
+
+    return sorted(point.name for point in entry_points(group=group)
+                  if point.dist is None or point.dist.name == package)
+
+
+_UNKNOWN_ENTRY_POINT = re.compile(r"Entry point '([^']*)' not found in egg '([^']*)'")
+
+
+def explain(error: Exception) -> str:
+    """One line for a PasteDeploy loading error: what was asked for, what exists."""
+    from importlib.metadata import PackageNotFoundError
+
+    if isinstance(error, PackageNotFoundError):
+        return f"use = egg:{error.name}#...: no installed package named {error.name!r} (pip install it, or fix the name)"
+    if isinstance(error, ImportError):
+        module = error.name or str(error)
+        return f"cannot import {module!r} ({error}); sys.path is {os.pathsep.join(sys.path)}"
+    match = _UNKNOWN_ENTRY_POINT.search(str(error))
+    if match and match.group(2) == "wsgisec":
+        filters = ", ".join(known_entry_points("paste.filter_factory"))
+        apps = ", ".join(known_entry_points("paste.app_factory"))
+        return (f"use = egg:wsgisec#{match.group(1)}: no such wsgisec layer; "
+                f"the layers are {filters} (and {apps} for [app:] sections)")
+    return str(error).split("\n")[0]
 
 
 def layers(app) -> list:

@@ -40,6 +40,7 @@ def test_unreachable_store_gives_503_problems_and_logged_events(examples_copy, s
         assert problem["status"] == 503 and problem["incident_id"] == response.headers["X-Incident-Id"]
         assert "sqlite" not in response.text and "/etc/hostname" not in response.text  # no internals
     output = server.stop()
+    assert "wsgisec: warning: store unavailable: sqlite store /etc/hostname/sub/x.db" in output  # at start-up
     assert '"code":"store-unavailable"' in output
     assert "sqlite store /etc/hostname/sub/x.db: cannot create /etc/hostname/sub: Not a directory" in output
     assert "Internal Server Error" not in output and "Traceback" not in output
