@@ -1,4 +1,4 @@
-"""The flagship example served as-is by gunicorn --paste and pserve, from the repository root.
+"""The flagship example served as-is by gunicorn --paste, pserve and uWSGI, from the repository root.
 
 Each test starts the real server on a free port (a temporary copy of examples/, so the
 SQLite store is the test's own), fetches an access token through a request that the
@@ -12,6 +12,7 @@ import re
 import socket
 import sys
 
+import pytest
 import requests
 
 from wsgisec import pipeline
@@ -82,5 +83,19 @@ def test_pserve_serves_the_flagship_with_server_main(examples_copy, start_server
     exercise_flagship(f"http://127.0.0.1:{port}", ini)
     health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
     assert "Server" not in health.headers  # ident = (empty) in [server:main]
+    output = server.stop()
+    assert re.search(r'CRITICAL \[wsgisec\.events\.https\] \{"kind":"https\.credentials-over-plaintext"', output), output
+
+
+def test_uwsgi_paste_serves_the_flagship(examples_copy, start_server):
+    uwsgi = BIN / "uwsgi"  # pyuwsgi, in the test extra: uWSGI as a binary wheel
+    if not uwsgi.exists():
+        pytest.skip("uWSGI test: no uwsgi next to this Python (pip install pyuwsgi)")
+    port = free_port()
+    ini = examples_copy / "partner_api.ini"
+    server = start_server([str(uwsgi), "--http-socket", f"127.0.0.1:{port}", "--paste", f"config:{ini}",
+                           "--paste-logger", "--master", "--processes", "1", "--die-on-term", "--need-app",
+                           "--disable-logging"], f"http://127.0.0.1:{port}/healthz")
+    exercise_flagship(f"http://127.0.0.1:{port}", ini)
     output = server.stop()
     assert re.search(r'CRITICAL \[wsgisec\.events\.https\] \{"kind":"https\.credentials-over-plaintext"', output), output
