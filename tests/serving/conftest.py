@@ -2,7 +2,8 @@
 
 * ``examples_copy``: examples/ copied to a temporary directory (so each test has its own
   SQLite store under ``var/``), the ini files unchanged.
-* ``start_server(argv, url)``: runs a server command from the repository root with no
+* ``start_server(argv, url, cwd=ROOT)``: runs a server command (from the repository root
+  unless told otherwise) with no
   ``PYTHONPATH`` help, waits until ``url`` answers, and stops it after the test; the
   process's output is kept for assertions (``process.output()``).
 """
@@ -42,10 +43,10 @@ def wait_for(url: str, process, seconds: float = 30) -> None:
 class Server:
     """A server subprocess whose combined output goes to a file."""
 
-    def __init__(self, argv, log_path: pathlib.Path, env: dict):
+    def __init__(self, argv, log_path: pathlib.Path, env: dict, cwd=ROOT):
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.returncode = None
 
     def poll(self):
@@ -79,12 +80,12 @@ def examples_copy(tmp_path) -> pathlib.Path:
 def start_server(tmp_path):
     servers: list[Server] = []
 
-    def start(argv, url: str) -> Server:
+    def start(argv, url: str, cwd=ROOT) -> Server:
         # As a user starts it: no PYTHONPATH pointing at examples/ (pytest's own
         # pythonpath setting is not inherited by a subprocess, but an outer one would be).
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-        server = Server(argv, tmp_path / f"server-{len(servers)}.log", env)
+        server = Server(argv, tmp_path / f"server-{len(servers)}.log", env, cwd)
         servers.append(server)
         wait_for(url, server)
         return server

@@ -64,8 +64,10 @@ def exercise_flagship(base: str, ini) -> None:
 def test_gunicorn_paste_serves_the_flagship(examples_copy, start_server):
     port = free_port()
     ini = examples_copy / "partner_api.ini"
-    server = start_server([str(BIN / "gunicorn"), "--paste", str(ini), "--bind", f"127.0.0.1:{port}",
-                           "--workers", "1", "--no-control-socket"], f"http://127.0.0.1:{port}/healthz")
+    # The README's command, relative path included, run beside the copy of examples/.
+    server = start_server([str(BIN / "gunicorn"), "--paste", "examples/partner_api.ini", "--bind",
+                           f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"],
+                          f"http://127.0.0.1:{port}/healthz", cwd=examples_copy.parent)
     exercise_flagship(f"http://127.0.0.1:{port}", ini)
     output = server.stop()
     # gunicorn --paste reads the ini's [loggers] sections: the events are logged as configured.
