@@ -1,5 +1,6 @@
 """The wsgisec command: check (exit 0/1/2) and serve (a real waitress, as README runs it)."""
 
+import json
 import os
 import pathlib
 import shutil
@@ -133,3 +134,146 @@ def test_serve_reports_a_configuration_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "wsgisec.cli", "serve", str(INI / "unknown_key.ini")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unknown setting hsts_maxage" in result.stderr
+
+
+# -- a user's mistake: one line, exit 2, never a traceback ----------------------------
+
+def run_cli(*argv, cwd=ROOT, env=None, timeout=60):
+    return subprocess.run([sys.executable, "-m", "wsgisec.cli", *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def bare_ini(tmp_path, use="egg:wsgisec#https", app="use = egg:wsgisec#app\napplication = json:dumps"):
+    ini = tmp_path / "api.ini"
+    ini.write_text(f"[pipeline:main]\npipeline = first app\n\n[filter:first]\nuse = {use}\n"
+                   f"store = sqlite:///var/api.sqlite\n\n[app:app]\n{app}\n")
+    return str(ini)
+
+
+def test_unknown_layer_name_exits_2_naming_the_known_layers(tmp_path):
+    result = run_cli("check", bare_ini(tmp_path, use="egg:wsgisec#htps"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "use = egg:wsgisec#htps: no such wsgisec layer; the layers are " in result.stderr
+    for name in ("error_masker", "https", "token_auth", "signed_requests", "csrf", "whitelist", "escaping"):
+        assert name in result.stderr
+
+
+def test_unknown_package_exits_2(tmp_path, capsys):
+    assert main(["check", bare_ini(tmp_path, use="egg:no_such_dist#https")]) == 2
+    assert "no installed package named 'no_such_dist'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("app", [
+    pytest.param("use = call:no_such_legacy.app:app_factory", id="call"),
+    pytest.param("use = egg:wsgisec#app\nfactory = no_such_legacy.app:app_factory", id="egg-wsgisec-app"),
+])
+def test_unimportable_app_exits_2_naming_the_module_and_sys_path(tmp_path, app):
+    result = run_cli("check", bare_ini(tmp_path, app=app))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot import 'no_such_legacy" in result.stderr and "sys.path is " in result.stderr
+    assert str(tmp_path) in result.stderr  # the ini's directory was searched
+
+
+def test_missing_ini_file_exits_2(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nope.ini")]) == 2
+    assert capsys.readouterr().err == f"wsgisec: configuration error: {tmp_path / 'nope.ini'}: no such ini file\n"
+
+
+def test_busy_port_exits_2_with_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", bare_ini(tmp_path), "--port", str(port))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"wsgisec: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+def test_unusable_store_for_an_operator_verb_exits_2(tmp_path):
+    ini = tmp_path / "api.ini"
+    ini.write_text("[pipeline:main]\npipeline = token_auth app\n\n[filter:token_auth]\nuse = egg:wsgisec#token_auth\n"
+                   "store = sqlite:////etc/hostname/sub/x.db\n\n[app:app]\nuse = egg:wsgisec#app\n"
+                   "application = json:dumps\n")
+    result = run_cli("client", "list", "--config", str(ini))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == ("wsgisec: store unavailable: sqlite store /etc/hostname/sub/x.db: "
+                             "cannot create /etc/hostname/sub: Not a directory\n")
+
+
+# -- --version, --config and $WSGISEC_CONFIG for every verb ---------------------------
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"wsgisec {version('wsgisec')}\n"
+
+
+@pytest.mark.parametrize("how", ["argument", "option", "environment"])
+def test_check_finds_the_ini_as_argument_option_or_environment(how, capsys, monkeypatch):
+    config = str(INI / "check_clean.ini")
+    monkeypatch.delenv("WSGISEC_CONFIG", raising=False)
+    argv = {"argument": ["check", config], "option": ["check", "--config", config], "environment": ["check"]}[how]
+    if how == "environment":
+        monkeypatch.setenv("WSGISEC_CONFIG", config)
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith(f"{config} [main], outermost first:")
+
+
+def test_check_without_an_ini_file_says_how_to_give_one(capsys, monkeypatch):
+    monkeypatch.delenv("WSGISEC_CONFIG", raising=False)
+    with pytest.raises(SystemExit) as done:
+        main(["check"])
+    assert done.value.code == 2
+    assert "the ini file is required: CONFIG, --config CONFIG or $WSGISEC_CONFIG" in capsys.readouterr().err
+
+
+def test_serve_takes_config_from_the_environment(tmp_path):
+    with socket.socket() as busy:  # the quickest way to see which file it loaded: it stops at the bind
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), env=dict(os.environ, WSGISEC_CONFIG=bare_ini(tmp_path)))
+    assert result.returncode == 2
+    assert f"wsgisec: serving {tmp_path / 'api.ini'} on http://127.0.0.1:{port}/" in result.stderr
+
+
+def test_usage_shows_config_optional_only_when_the_variable_is_set(monkeypatch):
+    from wsgisec.cli import build
+
+    def usage():
+        return build().subparsers.choices["client"]._subparsers._group_actions[0].choices["list"].format_usage()
+
+    monkeypatch.delenv("WSGISEC_CONFIG", raising=False)
+    assert " --config CONFIG " in usage() and "[--config CONFIG]" not in usage()
+    monkeypatch.setenv("WSGISEC_CONFIG", "/srv/api.ini")
+    assert "[--config CONFIG]" in usage()
+
+
+def test_generated_ids_never_begin_with_a_dash(tmp_path):
+    """An id starting with '-' would be read as an option (``client revoke-request-token -x``)."""
+    from wsgisec.credentials import new_id
+    from wsgisec.signed_requests import SignedRequests
+    from wsgisec.store.sqlite import SQLiteStore
+
+    assert all(not new_id("rt_").startswith("-") for _ in range(2000))
+    with pytest.raises(ValueError):
+        new_id("-x")
+    layer = SignedRequests(None, secret_keys=["k" * 32], store=SQLiteStore(str(tmp_path / "s.sqlite")))
+    for _ in range(300):  # about 1 in 64 of the old unprefixed ids began with '-'
+        assert not layer.issue_request_token("c_0123456789abcdef")[1]["token_id"].startswith("-")
+        assert not layer.issue_signing_key("c_0123456789abcdef")["keyid"].startswith("-")
+
+
+def test_a_request_token_id_is_revoked_without_double_dash(tmp_path, capsys):
+    shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__", "var"))
+    config = str(tmp_path / "examples" / "partner_api.ini")
+    assert main(["client", "create", "--config", config, "--name", "Acme", "--scope", "items:read", "--json"]) == 0
+    client_id = json.loads(capsys.readouterr().out)["client_id"]
+    assert main(["client", "request-token", client_id, "--config", config, "--json"]) == 0
+    token_id = json.loads(capsys.readouterr().out)["token_id"]
+    assert token_id.startswith("rt_")
+    assert main(["client", "revoke-request-token", token_id, "--config", config]) == 0
+    assert f"request token {token_id} revoked" in capsys.readouterr().out

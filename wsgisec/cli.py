@@ -1,6 +1,9 @@
 """The ``wsgisec`` command: serve and check a pipeline, and the operators' verbs.
 
-``wsgisec serve CONFIG [--host H] [--port P] [--pipeline main]``
+``wsgisec --version``
+    The installed wsgisec version.
+
+``wsgisec serve [CONFIG | --config CONFIG] [--host H] [--port P] [--pipeline main]``
     Load ``[pipeline:main]`` (or ``[app:main]``) from the ini file and serve it: with the
     ini's ``[server:main]`` section if there is one, else with waitress on
     127.0.0.1:8080. ``--host``/``--port`` override either. Logging comes from the ini's
@@ -11,11 +14,19 @@
     for the https layer's ``trusted_proxies`` to judge (waitress would otherwise drop
     them all): proxy trust is configured in one place.
 
-``wsgisec check CONFIG [--pipeline main]``
+``wsgisec check [CONFIG | --config CONFIG] [--pipeline main]``
     Load the pipeline without serving it, print the stack outermost first with each
-    layer's effective settings (secrets as ``***``), then warnings about insecure choices
-    (in the spirit of Django's ``check --deploy``). Exit status: 0 clean, 1 warned,
-    2 configuration error.
+    layer's effective settings (secrets as ``***``), open each store the layers use
+    (reachable, writable, schema current) and print its resolved path, then warnings
+    about insecure choices (in the spirit of Django's ``check --deploy``). Exit status:
+    0 clean, 1 warned, 2 configuration error or unusable store.
+
+``serve`` and ``check`` take the ini file as an argument or as ``--config``, and fall back
+to ``$WSGISEC_CONFIG`` like every other verb.
+
+A user's mistake never shows a traceback: an unknown ``egg:wsgisec#name``, a module that
+cannot be imported, an unusable store or a port already in use each print one line and
+exit 2.
 
 Other verbs (``client ...``, ``token ...``, ``learn``) are contributed by the layers that
 own the state they manage: a module ``wsgisec/<practice>/cli.py`` with a function
@@ -28,7 +39,9 @@ own the state they manage: a module ``wsgisec/<practice>/cli.py`` with a functio
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -36,6 +49,7 @@ import sys
 
 from . import pipeline
 from .settings import ConfigurationError, Secret
+from .store import StoreUnavailable
 
 __all__ = ["main", "CLI"]
 
@@ -92,6 +106,23 @@ def add_pipeline_argument(parser: argparse.ArgumentParser, aliases=()) -> None:
     """
     parser.add_argument("--pipeline", *aliases, dest="pipeline", default="main", metavar="NAME",
                         help="pipeline or app section (default: main)")
+
+
+def add_config_source(parser: argparse.ArgumentParser) -> None:
+    """``serve``/``check``: the ini file as ``CONFIG``, ``--config CONFIG`` or $WSGISEC_CONFIG."""
+    parser.add_argument("config_argument", nargs="?", metavar="CONFIG",
+                        help="the PasteDeploy ini file (or --config; default: $WSGISEC_CONFIG)")
+    parser.add_argument("--config", default=None, help="the PasteDeploy ini file, as for the other verbs")
+
+
+def resolve_config(parser: argparse.ArgumentParser, args) -> None:
+    """Settle ``args.config`` from the argument, ``--config`` or the environment."""
+    given = [value for value in (getattr(args, "config_argument", None), args.config) if value]
+    if len(set(given)) > 1:
+        parser.error(f"two different ini files given: {given[0]} and {given[1]}")
+    args.config = given[0] if given else os.environ.get("WSGISEC_CONFIG")
+    if not args.config:
+        parser.error("the ini file is required: CONFIG, --config CONFIG or $WSGISEC_CONFIG")
 
 
 def load_stack(args):
@@ -172,6 +203,7 @@ def _serve(args) -> int:
         context = loadwsgi.loadcontext(loadwsgi.SERVER, uri, name=args.pipeline)
     except LookupError:
         context = None
+    _warn_unusable_stores(app)
     overrides = {key: str(value) for key, value in (("host", args.host), ("port", args.port)) if value}
     if context is not None:
         if getattr(context.object, "__module__", "").startswith("waitress"):
@@ -179,16 +211,42 @@ def _serve(args) -> int:
                                        if key not in context.local_conf})
         context.local_conf.update(overrides)
         server = context.create()
+        address = f"{context.local_conf.get('host', '?')}:{context.local_conf.get('port', '?')}"
         print(f"wsgisec: serving {args.config} with [server:{args.pipeline}]", file=sys.stderr)
-        server(app)
-        return EXIT_OK
+        return _run_server(lambda: server(app), address)
     import waitress
 
     host = args.host or "127.0.0.1"
     port = int(args.port or 8080)
     print(f"wsgisec: serving {args.config} on http://{host}:{port}/ (waitress)", file=sys.stderr)
-    waitress.serve(app, host=host, port=port, **_WAITRESS_DEFAULTS)
+    return _run_server(lambda: waitress.serve(app, host=host, port=port, **_WAITRESS_DEFAULTS), f"{host}:{port}")
+
+
+# Errors binding the listening socket: the operator's to fix, not a traceback.
+_LISTEN_ERRORS = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL)
+
+
+def _run_server(run, address: str) -> int:
+    try:
+        run()
+    except OSError as error:
+        if error.errno not in _LISTEN_ERRORS:
+            raise
+        hint = " (another server is there; stop it or pick --port)" if error.errno == errno.EADDRINUSE else ""
+        return fail(f"cannot listen on {address}: {error.strerror}{hint}", EXIT_CONFIG)
     return EXIT_OK
+
+
+def _warn_unusable_stores(app) -> None:
+    """Serve anyway (the layers answer 503 until the store is back), but say so now."""
+    for store in stores_of(pipeline.layers(app)).values():
+        try:
+            store.check()
+        except NotImplementedError:
+            continue
+        except StoreUnavailable as error:
+            print(f"wsgisec: warning: store unavailable: {error}; requests that need it get 503 "
+                  "until it is back", file=sys.stderr)
 
 
 # -- check --------------------------------------------------------------------------
@@ -210,11 +268,34 @@ def _inline_secrets(settings: dict):
             yield key
 
 
+def stores_of(chain) -> dict:
+    """The distinct stores the layers of a stack use, by URL, in stack order."""
+    found = {}
+    for layer in chain:
+        store = getattr(layer, "store", None) if getattr(type(layer), "wsgisec_layer", None) else None
+        if store is not None:
+            found.setdefault(getattr(store, "url", repr(store)), store)
+    return found
+
+
+def check_stores(chain) -> list[str]:
+    """One line per store, once it is open, writable and current; StoreUnavailable if not."""
+    lines = []
+    for url, store in stores_of(chain).items():
+        try:
+            where = store.check()
+        except NotImplementedError:  # a store object of the application's own making
+            lines.append(f"\nstore: {url} (not checked: {type(store).__name__} has no check())")
+            continue
+        lines.append(f"\nstore: {where} (reachable, writable, schema current)")
+    return lines
+
+
 def _check(args) -> int:
     try:
         app = load_stack(args)
     except ConfigurationError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
+        print(f"wsgisec: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     chain = pipeline.layers(app)
     warnings = []
@@ -230,6 +311,12 @@ def _check(args) -> int:
         warnings.extend(f"{name}: {text}" for text in layer.warnings())
         warnings.extend(f"{name}: {key} is written inline in the ini file; use env:NAME or file:PATH"
                         for key in _inline_secrets(layer.settings))
+    try:
+        for line in check_stores(chain):
+            print(line)
+    except StoreUnavailable as error:
+        print(f"wsgisec: store unavailable: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     names = [type(layer).wsgisec_layer for layer in chain if getattr(type(layer), "wsgisec_layer", None)]
     present = [name for name in _RECOMMENDED_ORDER if name in names]
     actual = [name for name in names if name in _RECOMMENDED_ORDER]
@@ -252,13 +339,14 @@ def _check(args) -> int:
 
 def build() -> CLI:
     cli = CLI()
+    cli.parser.add_argument("--version", action="version", version=f"wsgisec {version()}")
     serve = cli.command(None, "serve", "serve the pipeline of an ini file", _serve)
-    serve.add_argument("config", help="the PasteDeploy ini file")
+    add_config_source(serve)
     add_pipeline_argument(serve, aliases=("--name",))
     serve.add_argument("--host", help="listen address (overrides [server:main])")
     serve.add_argument("--port", type=int, help="listen port (overrides [server:main])")
     check = cli.command(None, "check", "load a pipeline and report insecure settings", _check)
-    check.add_argument("config", help="the PasteDeploy ini file")
+    add_config_source(check)
     add_pipeline_argument(check, aliases=("--name",))
     for provider in _CLI_PROVIDERS:
         if importlib.util.find_spec(f"wsgisec.{provider}") is None:
@@ -269,13 +357,26 @@ def build() -> CLI:
     return cli
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("wsgisec")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown (not installed)"
+
+
 def main(argv=None) -> int:
     cli = build()
     args = cli.parser.parse_args(argv)
+    if hasattr(args, "config_argument"):
+        resolve_config(cli.subparsers.choices[args.command], args)
     try:
         return args.handler(args)
     except ConfigurationError as error:
         print(f"wsgisec: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreUnavailable as error:
+        # Fail closed, and say which store: the operator's verb did nothing.
+        print(f"wsgisec: store unavailable: {error}", file=sys.stderr)
         return EXIT_CONFIG
 
 

@@ -13,7 +13,8 @@ import hashlib
 import re
 import secrets
 
-__all__ = ["TOKENS", "SIGNING_KEYS", "CLIENT_CREDENTIALS", "new_token", "digest", "bearer_token", "revoke_token"]
+__all__ = ["TOKENS", "SIGNING_KEYS", "CLIENT_CREDENTIALS", "new_token", "new_id", "digest", "bearer_token",
+           "revoke_token"]
 
 #: Store namespace of access and refresh tokens, keyed by :func:`digest`.
 TOKENS = "tokens"
@@ -32,6 +33,18 @@ _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
 def new_token(nbytes: int = 32) -> str:
     """A fresh random token of ``nbytes`` (default 256 bits), URL-safe text."""
     return secrets.token_urlsafe(nbytes)
+
+
+def new_id(prefix: str, nbytes: int = 12) -> str:
+    """A fresh random identifier (not a secret): ``prefix`` + URL-safe text of ``nbytes``.
+
+    The prefix says what the id names (``k_`` a signing key, ``rt_`` a request token) and
+    makes sure it never begins with ``-``: an id that does is read as an option by the
+    ``wsgisec`` command (and every other argparse/getopt CLI) unless the user types ``--``.
+    """
+    if not prefix or not prefix[0].isalnum():
+        raise ValueError(f"an id prefix must start with a letter or digit, not {prefix!r}")
+    return prefix + secrets.token_urlsafe(nbytes)
 
 
 def digest(token: str) -> str:

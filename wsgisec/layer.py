@@ -39,12 +39,18 @@ class Layer:
 def layer_factory(name: str, layer_class, kw: dict, global_conf: dict | None):
     """The end of every ``filter_factory``: ``app -> layer`` with these typed settings.
 
-    Gives the layer the default store (see :func:`settings.default_store_url`) and builds
-    it once without an app, so that rules spanning several settings fail at start-up
-    with the filter and the file named, never at the first request.
+    Gives the layer the default store (see :func:`settings.default_store_url`), with a
+    relative SQLite path resolved against the ini file's directory
+    (:func:`wsgisec.store.resolve_url`), and builds it once without an app, so that rules
+    spanning several settings fail at start-up with the filter and the file named, never
+    at the first request.
     """
+    from .store import resolve_url
+
     kw.setdefault("store", settings.default_store_url(global_conf))
     try:
+        if isinstance(kw["store"], str):
+            kw["store"] = resolve_url(kw["store"], (global_conf or {}).get("here"))
         layer_class(None, **kw)
     except settings.ConfigurationError as error:
         raise settings.config_error(name, global_conf, str(error)) from None

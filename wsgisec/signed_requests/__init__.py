@@ -121,7 +121,7 @@ import secrets
 import time
 
 from .. import events, httpsig, pipeline, settings
-from ..credentials import SIGNING_KEYS
+from ..credentials import SIGNING_KEYS, new_id
 from ..pipeline import Layer
 from .request_tokens import RequestTokenError, RequestTokens
 from ..responses import problem
@@ -528,7 +528,7 @@ def issue_signing_key(store, client_id: str, *, grace: int = 86400, clock=time.t
         elif record.get("expires") is None or record["expires"] > now + grace:
             store.put(SIGNING_KEYS, keyid, dict(record, expires=now + grace), ttl=grace,
                       tags=[f"client:{client_id}"])
-    keyid = "k_" + secrets.token_urlsafe(9)
+    keyid = new_id("k_", 9)
     key = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
     store.put(SIGNING_KEYS, keyid, {"client_id": client_id, "key": key, "created": now, "expires": None},
               tags=[f"client:{client_id}"])

@@ -22,10 +22,11 @@ To rotate: append a new key, re-issue tokens, and later drop the oldest.
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from ..credentials import new_id
 
 __all__ = ["RequestTokens", "RequestTokenError", "ISSUED", "REVOKED"]
 
@@ -80,7 +81,7 @@ class RequestTokens:
 
     def issue(self, client_id: str) -> tuple[str, dict]:
         """A new token for ``client_id`` and its (non-secret) record."""
-        record = {"client_id": client_id, "token_id": secrets.token_urlsafe(12),
+        record = {"client_id": client_id, "token_id": new_id("rt_"),
                   "key_id": self.key_ids[-1], "issued": int(self.clock()),
                   "expires": int(self.clock()) + self.max_age}
         token = self._serializer.dumps({"c": client_id, "k": record["key_id"], "j": record["token_id"]})

@@ -27,11 +27,19 @@ Backends, selected by :func:`open_store`:
 
 * ``sqlite:////absolute/path.sqlite`` (or ``sqlite:///relative``): the embedded default.
   WAL journal and a busy timeout make it safe for several worker processes on one host.
+  A relative path in an ini file is resolved against the ini file's directory
+  (:func:`resolve_url`), so the CLI and every server open the same file whatever their
+  current directory.
 * ``redis://host:6379/0`` (``rediss://`` for TLS, ``?prefix=name:`` to share a database):
   for several hosts. Uses Redis' own expiry and atomic commands (SET NX PX, INCR).
+  Without the ``redis`` package such a URL is a ConfigurationError when the pipeline is
+  loaded, naming ``wsgisec[redis]``, not a failure at the first request.
 
-Failures to reach the backend raise :class:`StoreUnavailable`; callers that make a
-security decision treat it as a refusal (503), never as a pass.
+Failures to reach the backend raise :class:`StoreUnavailable`, opening it included (a
+missing or unwritable directory, a file that is not a database); callers that make a
+security decision treat it as a refusal (503), never as a pass. :meth:`Store.check`
+(used by ``wsgisec check``) says whether the store is reachable, writable and has the
+current schema.
 
 :func:`open_store` keeps one store object per URL per process, opened lazily, so several
 layers naming the same URL share one connection pool, and a pool is never shared across
@@ -44,7 +52,7 @@ import os
 import threading
 from typing import Iterable, Iterator
 
-__all__ = ["Store", "StoreUnavailable", "open_store"]
+__all__ = ["Store", "StoreUnavailable", "open_store", "resolve_url", "coerce"]
 
 
 class StoreUnavailable(Exception):
@@ -98,6 +106,14 @@ class Store:
     def purge(self) -> int:
         return 0
 
+    def check(self) -> str:
+        """Prove the store is reachable, writable and has the current schema.
+
+        Returns a short description (e.g. the resolved file path); raises
+        :class:`StoreUnavailable` with one clear line when it is not usable.
+        """
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -131,12 +147,40 @@ def open_store(url: str) -> Store:
     return store
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def resolve_url(url: str, here: str | None = None) -> str:
+    """The store URL as the ini file meant it; raises ConfigurationError if it cannot work.
+
+    ``sqlite:///var/x.sqlite`` (a relative path) becomes an absolute path under ``here``,
+    the ini file's directory: PasteDeploy's ``here``, not the process's current
+    directory, which differs between ``wsgisec`` run by hand, a systemd unit and a
+    server's workers. A Redis URL needs the ``redis`` package: refusing it here, at
+    start-up, beats a 503 on every request.
+    """
+    from ..settings import ConfigurationError
+
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:" and not os.path.isabs(path) and here:
+            return "sqlite:///" + os.path.normpath(os.path.join(here, path))
+        return url
+    if url.startswith(REDIS_SCHEMES):
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            raise ConfigurationError(
+                f"store {redact_url(url)} needs the redis package: pip install 'wsgisec[redis]'") from None
+    return url
+
+
 def _create(url: str) -> Store:
     if url.startswith("sqlite:///"):
         from .sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(REDIS_SCHEMES):
         from .redis import RedisStore  # redis is an optional dependency
 
         return RedisStore.from_url(url)

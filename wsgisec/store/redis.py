@@ -159,5 +159,18 @@ class RedisStore(Store):
         found.reverse()
         return found
 
+    def check(self) -> str:
+        """The URL (password hidden), once a probe key was written and deleted."""
+        probe = f"{self.prefix}check:probe"
+        try:
+            self.client.set(probe, b"1", px=10_000)
+            self.client.delete(probe)
+        except redis.RedisError as error:
+            # The client's message names host and port (never the password): what an
+            # operator needs to fix the URL or start the server.
+            raise StoreUnavailable(f"redis store {redact_url(self.url)}: {type(error).__name__}: "
+                                   f"{redact_url(str(error))}") from error
+        return redact_url(self.url)
+
     def close(self):
         self.client.close()

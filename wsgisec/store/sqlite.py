@@ -5,6 +5,12 @@ writer wait for the lock instead of failing. Each thread gets its own connection
 (sqlite3 connections must not be shared between threads), and a forked worker opens
 new ones (:func:`wsgisec.store.open_store` is keyed by process id).
 
+Opening the file is where a deployment mistake shows (a directory that cannot be made, a
+file that is not a database, a read-only disk): every such failure is a
+:class:`~wsgisec.store.StoreUnavailable` naming the path, so the layers answer 503 and log
+it, never the server's generic 500. :meth:`SQLiteStore.check` proves the file is writable
+and has this version's schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`).
+
 Expiry is checked on every read, so an expired row is never returned; :meth:`purge`
 removes such rows, and events older than :data:`EVENT_RETENTION`, and is called on about
 one write in a thousand.
@@ -37,6 +43,12 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 """
 
+#: ``PRAGMA user_version`` of a file with the schema above; a newer number means a newer
+#: wsgisec wrote the file, and this one must not guess at it.
+SCHEMA_VERSION = 1
+_COLUMNS = {"kv": ["ns", "key", "value", "expires"], "tags": ["ns", "tag", "key"],
+            "counters": ["ns", "key", "count", "expires"], "events": ["id", "time", "kind", "data"]}
+
 # Purge expired rows on roughly one write in this many, so the file does not grow
 # without anyone running a cron job.
 _PURGE_EVERY = 1000
@@ -55,10 +67,17 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._writes = 0
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as error:
+            # e.g. a path below a file, or a read-only disk: fail closed, with the path.
+            raise StoreUnavailable(f"sqlite store {path}: cannot create {directory}: "
+                                   f"{error.strerror or error}") from error
         with self._errors():
             connection = self._connection()
             connection.executescript(_SCHEMA)
+            if connection.execute("PRAGMA user_version").fetchone()[0] == 0:
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @classmethod
     def from_url(cls, url: str) -> "SQLiteStore":
@@ -83,7 +102,28 @@ class SQLiteStore(Store):
         return connection
 
     def _errors(self):
-        return _TranslateErrors()
+        return _TranslateErrors(self.path)
+
+    def check(self) -> str:
+        """The resolved path, once it is proven writable with the current schema."""
+        with self._errors():
+            connection = self._connection()
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreUnavailable(f"sqlite store {self.path}: schema version {version} was written by a "
+                                       f"newer wsgisec (this one knows {SCHEMA_VERSION}); upgrade wsgisec")
+            for table, columns in _COLUMNS.items():
+                found = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
+                if found != columns:
+                    raise StoreUnavailable(f"sqlite store {self.path}: table {table} has columns {found}, "
+                                           f"expected {columns}; not a wsgisec {SCHEMA_VERSION} store")
+            # A real write, rolled back: proves the file, its directory (WAL) and the lock work.
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute("INSERT OR REPLACE INTO kv (ns, key, value) VALUES ('wsgisec.check', 'probe', '{}')")
+            finally:
+                connection.execute("ROLLBACK")
+        return self.path
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -275,14 +315,17 @@ class _transaction:
 
 
 class _TranslateErrors:
-    """Turn sqlite3 errors into StoreUnavailable so callers can fail closed."""
+    """Turn sqlite3 errors into StoreUnavailable (naming the file) so callers fail closed."""
 
-    __slots__ = ()
+    __slots__ = ("path",)
+
+    def __init__(self, path: str):
+        self.path = path
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and issubclass(exc_type, sqlite3.Error):
-            raise StoreUnavailable(f"sqlite store: {exc}") from exc
+            raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
         return False
