@@ -9,10 +9,14 @@ serves requests that arrived over TLS:
 * any other plain-HTTP request gets 403: its body was already sent in clear text, and a
   redirect would invite the client to send it again (a 301/302 may even turn a POST into
   a GET);
-* a plain-HTTP request that carries credentials (an ``Authorization`` header or a
-  request token) is refused, never redirected: the credential has already crossed the
-  wire. A bearer token seen this way is revoked at once in the store and a
-  ``credentials-over-plaintext`` event tells the operator;
+* a plain-HTTP request that carries credentials (an ``Authorization`` header, a request
+  token, or ``access_token``/``refresh_token``/``client_secret``/``token`` in the query or
+  a form body) is refused with 403, never redirected: the credential has already crossed
+  the wire, and a redirect would repeat a query token in ``Location``. Tokens seen this
+  way are revoked at once in the store (a refresh token with its whole family) and one
+  critical ``credentials-over-plaintext`` event tells the operator. The rule is
+  :func:`wsgisec.credentials.plaintext_refusal`, shared with token_auth; it applies on
+  ``exempt_paths`` too;
 * every https response carries ``Strict-Transport-Security`` (RFC 6797), so browsers
   never try plain HTTP again;
 * ``Set-Cookie`` headers gain ``Secure``, and ``HttpOnly`` and ``SameSite=Lax`` unless
@@ -70,11 +74,12 @@ Settings (ini name, default):
 ``cookie_httponly_exempt`` (none)
     Names of cookies that page scripts must read, so they do not get ``HttpOnly``.
 ``exempt_paths`` (none)
-    Path prefixes served over plain HTTP too, e.g. a load balancer's ``/healthz``.
+    Path prefixes served over plain HTTP too, e.g. a load balancer's ``/healthz``
+    (a request there that carries credentials is still refused).
 ``credential_headers`` (Authorization X-Request-Token)
     Request headers that count as credentials on a plain-HTTP request.
 ``store`` (``wsgisec.sqlite`` beside the ini file)
-    Where bearer tokens are revoked and events kept.
+    Where tokens sent over plain HTTP are revoked and events kept.
 """
 
 from __future__ import annotations
@@ -84,15 +89,14 @@ import re
 from urllib.parse import quote
 
 from . import events, pipeline, settings
-from .credentials import bearer_token, revoke_token
+from .credentials import CREDENTIALS_OVER_PLAINTEXT, header_keys, plaintext_refusal  # noqa: F401 (event code)
 from .pipeline import Layer
 from .responses import problem, redirect as redirect_response
 from .settings import ConfigurationError
-from .store import StoreUnavailable, coerce as coerce_store
+from .store import coerce as coerce_store
 
 __all__ = ["HTTPSOnly", "filter_factory", "SETTINGS"]
 
-CREDENTIALS_OVER_PLAINTEXT = "credentials-over-plaintext"
 PLAINTEXT_REFUSED = "plaintext-refused"
 DISALLOWED_HOST = "disallowed-host"
 
@@ -161,8 +165,7 @@ class HTTPSOnly(Layer):
         self.cookie_samesite = cookie_samesite.capitalize()
         self.cookie_httponly_exempt = frozenset(cookie_httponly_exempt)
         self.exempt_paths = tuple(exempt_paths)
-        self.credential_keys = tuple(
-            "HTTP_" + name.upper().replace("-", "_") for name in credential_headers)
+        self.credential_keys = header_keys(credential_headers)
         self.store = coerce_store(store)
 
         hsts = []
@@ -219,6 +222,11 @@ class HTTPSOnly(Layer):
         if environ.get("wsgi.url_scheme") != "https":
             path = environ.get("PATH_INFO", "")
             if self.exempt_paths and settings.path_matches(path, self.exempt_paths):
+                # Exempt from TLS, not from the credential rule: a health check sends none.
+                refusal = plaintext_refusal(environ, store=self.store, logger=_log,
+                                            keys=self.credential_keys)
+                if refusal is not None:
+                    return refusal(environ, start_response)
                 return self.app(environ, start_response)
             return self._refuse_plaintext(environ, start_response)
 
@@ -237,24 +245,11 @@ class HTTPSOnly(Layer):
         return self.app(environ, https_start_response)
 
     def _refuse_plaintext(self, environ, start_response):
-        credentials = [key for key in self.credential_keys if environ.get(key)]
-        if credentials:
-            revoked = False
-            token = bearer_token(environ)
-            if token is not None and self.store is not None:
-                try:
-                    revoked = revoke_token(self.store, token)
-                except StoreUnavailable as error:
-                    _log.error("could not revoke a token sent over plain HTTP: %s", error)
-            # Header *names* only: the values are the secrets.
-            incident = events.emit(
-                environ, CREDENTIALS_OVER_PLAINTEXT,
-                "credentials sent over plain HTTP; rotate them", severity="critical",
-                store=self.store, logger=_log,
-                detail={"headers": " ".join(k[5:].replace("_", "-").title() for k in credentials),
-                        "token_revoked": revoked})
-            return problem(environ, 403, "Credentials must only be sent over HTTPS; the ones in this "
-                           "request are no longer valid.", incident=incident)(environ, start_response)
+        # The credential has already crossed the wire: refuse (never redirect, which would
+        # repeat a query token in Location), revoke, report once (wsgisec.credentials).
+        refusal = plaintext_refusal(environ, store=self.store, logger=_log, keys=self.credential_keys)
+        if refusal is not None:
+            return refusal(environ, start_response)
 
         method = environ.get("REQUEST_METHOD", "GET")
         if self.redirect and method in _SAFE_METHODS:

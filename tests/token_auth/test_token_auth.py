@@ -605,8 +605,9 @@ def test_plain_http_without_credentials_is_refused_not_challenged(api):
 def test_refresh_token_sent_to_the_endpoint_over_plain_http_is_revoked(issued, store):
     app, _layer, client_id, secret, tokens = issued
     response = app.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                        headers=basic(client_id, secret), extra_environ={"wsgi.url_scheme": "http"}, status=400)
+                        headers=basic(client_id, secret), extra_environ={"wsgi.url_scheme": "http"}, status=403)
     assert response.json["error"] == "invalid_request"
+    assert response.json["reason"] == "credentials-over-plaintext" and "Location" not in response.headers
     app.get("/api/items", headers=bearer(tokens["access_token"]), status=401)  # the family went with it
     assert store.events(kinds=["token_auth.credentials-over-plaintext"])
 

@@ -80,8 +80,11 @@ Settings (ini name, default):
 ``failed_auth_window`` (15m)
     The window over which failures are counted, and how long a lock-out lasts.
 ``require_tls`` (true)
-    Refuse token and API requests that did not arrive over TLS (as decided by the https
-    layer or the server); a token presented that way is revoked at once.
+    Refuse (403, never a redirect) token, API and public-path requests that did not
+    arrive over TLS (as decided by the https layer or the server) when they carry a
+    credential, and every token and API request; tokens presented that way are revoked
+    at once and one critical ``credentials-over-plaintext`` event is emitted
+    (:func:`wsgisec.credentials.plaintext_refusal`, the rule the https layer applies too).
 """
 
 from __future__ import annotations
@@ -98,7 +101,9 @@ from urllib.parse import parse_qsl, unquote_plus
 from .. import events, pipeline, settings
 from .clients import (CLIENTS, DEFAULT_CONTEXT, INTROSPECT, ClientRegistry, client_tag,
                       valid_client_id, valid_scope)
-from ..credentials import TOKENS, bearer_token, digest, new_token
+from ..credentials import (CREDENTIALS_OVER_PLAINTEXT, TOKENS,  # noqa: F401 (event code)
+                           bearer_token, digest, family_tag, new_token, plaintext_refusal,
+                           revoke_token)
 from ..pipeline import Layer
 from ..responses import problem
 from ..settings import ConfigurationError
@@ -118,7 +123,6 @@ CLIENT_DISABLED = "client-disabled"
 REFRESH_TOKEN_REUSE = "refresh-token-reuse"
 TOKEN_REVOKED = "token-revoked"
 OAUTH_REQUEST_INVALID = "oauth-request-invalid"
-CREDENTIALS_OVER_PLAINTEXT = "credentials-over-plaintext"  # the https layer's names too
 PLAINTEXT_REFUSED = "plaintext-refused"
 PATH_NOT_NORMALIZED = "path-not-normalized"
 STORE_UNAVAILABLE = "store-unavailable"
@@ -286,7 +290,7 @@ def _issue_pair(store, client, scopes, user, family, access_ttl, refresh_ttl, no
     access, refresh = new_token(), new_token()
     base = {"client_id": client["id"], "client_name": client.get("name", ""), "scopes": list(scopes),
             "user": user, "family": family, "iat": int(now)}
-    tags = [client_tag(client["id"]), f"family:{family}"] + ([f"user:{user}"] if user else [])
+    tags = [client_tag(client["id"]), family_tag(family)] + ([f"user:{user}"] if user else [])
     store.put(TOKENS, digest(access), dict(base, type="access", exp=now + access_ttl),
               ttl=access_ttl, tags=tags)
     store.put(TOKENS, digest(refresh), dict(base, type="refresh", exp=now + refresh_ttl),
@@ -310,6 +314,10 @@ def _json_app(status: int, document, headers=()):
 
     return app
 
+
+# OAuth clients read ``error`` (RFC 6749 §5.2) from the 403 of a plain-HTTP endpoint call.
+_PLAINTEXT_OAUTH = {"error": "invalid_request",
+                    "error_description": "This endpoint is only available over HTTPS."}
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
             405: "Method Not Allowed", 413: "Content Too Large", 429: "Too Many Requests",
@@ -409,13 +417,7 @@ class TokenAuth(Layer):
 
     def revoke(self, token: str) -> bool:
         """Revoke a token by value (a refresh token takes its whole family with it)."""
-        key = digest(token)
-        record = self.store.get(TOKENS, key)
-        if record is None:
-            return False
-        if record.get("type") == "refresh":
-            return self.store.delete_tagged(TOKENS, f"family:{record['family']}") > 0
-        return self.store.delete(TOKENS, key)
+        return revoke_token(self.store, token)
 
     def purge(self) -> int:
         """Drop expired tokens, spent refresh tokens, lock-outs and counters."""
@@ -437,6 +439,11 @@ class TokenAuth(Layer):
                            incident=incident)(environ, start_response)
         for pattern in self.public_paths:
             if pattern.matches(path):
+                if self.require_tls and not is_secure(environ):
+                    # Public, but a credential sent to it in clear is as good as stolen.
+                    refusal = plaintext_refusal(environ, store=self.store, logger=_log)
+                    if refusal is not None:
+                        return refusal(environ, start_response)
                 return self.app(environ, start_response)
         try:
             return self._protect(environ, start_response, path)
@@ -453,7 +460,7 @@ class TokenAuth(Layer):
 
         if self.require_tls and not is_secure(environ):
             # Whatever credential came with a plain-HTTP request is treated as stolen.
-            return self._plaintext(environ, start_response, [token] + in_query if token else in_query)
+            return self._plaintext(environ, start_response)
 
         if auth and token is None and auth.split(None, 1)[0].lower() == "bearer":
             # RFC 6750 §3.1: a malformed request is invalid_request (400).
@@ -531,28 +538,20 @@ class TokenAuth(Layer):
                        headers=[("WWW-Authenticate", challenge)],
                        extra={"error": error})(environ, start_response)
 
-    def _plaintext(self, environ, start_response, tokens):
+    def _plaintext(self, environ, start_response, extra=None):
         """A request that did not arrive over TLS: refuse it; revoke the tokens it carried.
 
-        A token that crossed the wire in clear text must be treated as stolen (the https
-        layer does the same when it sits in front of us).
+        A credential that crossed the wire in clear text must be treated as stolen; the
+        rule is :func:`wsgisec.credentials.plaintext_refusal`, the one the https layer
+        applies when it sits in front of us (then it has answered already).
         """
-        revoked = False
-        for token in tokens:
-            try:
-                revoked = self.revoke(token) or revoked
-            except StoreUnavailable as error:
-                _log.error("could not revoke a token sent over plain HTTP: %s", error)
-        if tokens or environ.get("HTTP_AUTHORIZATION"):
-            incident = events.emit(environ, CREDENTIALS_OVER_PLAINTEXT,
-                                   "credentials sent over plain HTTP; rotate them", severity="critical",
-                                   store=self.store, logger=_log, detail={"token_revoked": revoked})
-            return problem(environ, 403, "Credentials must only be sent over HTTPS; the ones in this "
-                           "request are no longer valid.", incident=incident)(environ, start_response)
-        incident = events.emit(environ, PLAINTEXT_REFUSED, "plain HTTP request refused", severity="info", store=self.store,
-                               logger=_log)
-        return problem(environ, 403, "This service is only available over HTTPS.",
-                       incident=incident)(environ, start_response)
+        refusal = plaintext_refusal(environ, store=self.store, logger=_log, extra=extra)
+        if refusal is not None:
+            return refusal(environ, start_response)
+        incident = events.emit(environ, PLAINTEXT_REFUSED, "plain HTTP request refused", severity="info",
+                               store=self.store, logger=_log)
+        return problem(environ, 403, "This service is only available over HTTPS.", incident=incident,
+                       extra=extra)(environ, start_response)
 
     def _unavailable(self, environ, start_response, error):
         # Fail closed: without the store nobody is let through (DESIGN "Fail closed").
@@ -569,6 +568,12 @@ class TokenAuth(Layer):
 
         @functools.wraps(handler)
         def run(self, environ, start_response):
+            if self.require_tls and not is_secure(environ):
+                # Refused before anything is parsed or checked: 403 (never a redirect).
+                try:
+                    return self._plaintext(environ, start_response, extra=_PLAINTEXT_OAUTH)
+                except StoreUnavailable as error:
+                    return self._unavailable(environ, start_response, error)
             try:
                 form = self._read_form(environ)
                 status, document, headers = handler(self, environ, form)
@@ -615,16 +620,6 @@ class TokenAuth(Layer):
             raise TokenError(400, "invalid_request", "The request body is not a valid form.",
                              kind=OAUTH_REQUEST_INVALID) from None
         form = dict(pairs)
-        # Revoke first, then refuse: a refresh token sent in clear text is as good as stolen.
-        if self.require_tls and not is_secure(environ):
-            revoked = False
-            for name in ("refresh_token", "token"):
-                if form.get(name):
-                    revoked = self.revoke(form[name]) or revoked
-            raise TokenError(400, "invalid_request", "This endpoint is only available over HTTPS; "
-                             "credentials sent over plain HTTP must be rotated.",
-                             kind=CREDENTIALS_OVER_PLAINTEXT, severity="critical",
-                             detail={"token_revoked": revoked})
         if content_type != _FORM_TYPE:
             raise TokenError(400, "invalid_request",
                              "Send the parameters as application/x-www-form-urlencoded.")
@@ -781,7 +776,7 @@ class TokenAuth(Layer):
         return self._issue(client, scopes, record.get("user"), record["family"])
 
     def _reuse(self, environ, family, reason):
-        revoked = self.store.delete_tagged(TOKENS, f"family:{family}")
+        revoked = self.store.delete_tagged(TOKENS, family_tag(family))
         events.emit(environ, REFRESH_TOKEN_REUSE, reason, severity="critical", store=self.store,
                     logger=_log, detail={"family": family, "tokens_revoked": revoked})
 
@@ -804,7 +799,7 @@ class TokenAuth(Layer):
                              kind=OAUTH_REQUEST_INVALID)
         if record.get("type") == "refresh":
             # RFC 7009 §2.1: revoking a refresh token also revokes the access tokens of its grant.
-            count = self.store.delete_tagged(TOKENS, f"family:{record['family']}")
+            count = self.store.delete_tagged(TOKENS, family_tag(record["family"]))
         else:
             count = int(self.store.delete(TOKENS, key))
         events.emit(environ, TOKEN_REVOKED, "revoked by its client", severity="info", store=self.store,
