@@ -84,12 +84,14 @@ Settings (ini name, default):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from . import events, pipeline, settings
-from .credentials import CREDENTIALS_OVER_PLAINTEXT, header_keys, plaintext_refusal  # noqa: F401 (event code)
+from .credentials import (CREDENTIALS_OVER_PLAINTEXT, CREDENTIAL_PARAMS,  # noqa: F401 (event code)
+                          header_keys, plaintext_refusal)
 from .pipeline import Layer
 from .responses import problem, redirect as redirect_response
 from .settings import ConfigurationError
@@ -131,6 +133,17 @@ _FORWARDED_KEYS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_P
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
+# RFC 3986 §3.3 pchar without "%" (re-encoded below) and §3.4 query characters.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_QUERY_SAFE = "/?:@!$'()*+,;=-._~"
+# A "%" that does not start a pct-encoded triplet (RFC 3986 §2.1) is a literal percent.
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+#: How many distinct proxy/client addresses keep their trusted-or-not answer (issue 13:
+#: parsing the same address with ipaddress cost ~15 µs a request). Bounded, so addresses
+#: an attacker writes into X-Forwarded-For can only churn it, not grow it.
+TRUST_CACHE_SIZE = 1024
+
 
 class HTTPSOnly(Layer):
     """Serve the wrapped app over TLS only (see the module docstring for every setting)."""
@@ -157,6 +170,8 @@ class HTTPSOnly(Layer):
         self.https_port = https_port
         self.trusted_proxies = tuple(ipaddress.ip_network(net) if isinstance(net, str) else net
                                      for net in trusted_proxies)
+        # Per process, per layer: one parse per address, not one per request.
+        self._trusted = functools.lru_cache(maxsize=TRUST_CACHE_SIZE)(self._parse_trusted)
         self.allowed_hosts = tuple(host.lower() for host in allowed_hosts)
         for host in self.allowed_hosts:
             if host != "*" and not _HOST.match(host.lstrip(".")) or (":" in host and not host.startswith("[")):
@@ -273,17 +288,29 @@ class HTTPSOnly(Layer):
         return False
 
     def _https_url(self, environ) -> str:
+        """The https URL of this request, rebuilt and re-encoded (never echoed as sent).
+
+        The host passed :data:`_HOST` (a DNS name or an IPv6 literal); the path is
+        percent-encoded from its bytes and the query re-encoded, so the ``Location``
+        holds only RFC 3986 characters: no control characters, no CR/LF (header
+        injection), no raw non-ASCII. Credential parameters are dropped (they are refused
+        before a redirect, by :func:`~wsgisec.credentials.plaintext_refusal`; this only
+        makes sure a redirect can never repeat one).
+        """
         host = _host_name(environ) or "localhost"
         port = "" if self.https_port == 443 else f":{self.https_port}"
         # PATH_INFO is latin-1-decoded bytes (PEP 3333); quote them again as they came.
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        url = f"https://{host}{port}" + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~")
-        query = environ.get("QUERY_STRING")
+        url = f"https://{host}{port}" + quote(_wire_bytes(path), safe=_PATH_SAFE)
+        query = _requote_query(environ.get("QUERY_STRING", ""))
         return url + "?" + query if query else url
 
     def _is_trusted(self, address) -> bool:
         if not self.trusted_proxies or not address:
             return False
+        return self._trusted(address)
+
+    def _parse_trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address.strip().strip("[]"))
         except ValueError:
@@ -340,6 +367,32 @@ def _host_name(environ) -> str | None:
         return None
     name = match.group(1)
     return name[:-1] if name.endswith(".") else name
+
+
+def _wire_bytes(text: str) -> bytes:
+    """The bytes a WSGI string stands for: latin-1 per PEP 3333, UTF-8 from lax servers."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
+def _requote_query(query: str) -> str:
+    """``query`` with only RFC 3986 §3.4 characters and no credential parameter.
+
+    Existing ``%XX`` escapes are kept as they are (the app decodes them); everything else
+    outside the query set, stray ``%`` included, is percent-encoded from its bytes.
+    """
+    if not query:
+        return ""
+    kept = []
+    for part in query.split("&"):
+        name = unquote(part.split("=", 1)[0].replace("+", " "))
+        if not part or name in CREDENTIAL_PARAMS:
+            continue
+        part = _STRAY_PERCENT.sub("%25", part)
+        kept.append(quote(_wire_bytes(part), safe=_QUERY_SAFE + "%"))
+    return "&".join(kept)
 
 
 def _last(value: str | None) -> str | None:
