@@ -75,8 +75,10 @@ Settings (ini name, default):
 ``token_path`` (/oauth/token), ``revoke_path`` (/oauth/revoke), ``introspect_path`` (/oauth/introspect)
     Where the endpoints are.
 ``max_failed_auth`` (10)
-    Failed client authentications, per client id and per remote address, after which
-    the token endpoints answer 429 with ``Retry-After`` for ``failed_auth_window``.
+    Failed client authentications, per remote address and per (client id, remote
+    address), after which the token and introspection endpoints answer 429 with
+    ``Retry-After`` for ``failed_auth_window``. Never per client id alone (ids are not
+    secret); revocation (RFC 7009) still works for a client that authenticates.
 ``failed_auth_window`` (15m)
     The window over which failures are counted, and how long a lock-out lasts.
 ``require_tls`` (true)
@@ -125,6 +127,7 @@ TOKEN_REVOKED = "token-revoked"
 OAUTH_REQUEST_INVALID = "oauth-request-invalid"
 PLAINTEXT_REFUSED = "plaintext-refused"
 PATH_NOT_NORMALIZED = "path-not-normalized"
+METHOD_INVALID = "method-invalid"
 STORE_UNAVAILABLE = "store-unavailable"
 
 #: Spent refresh tokens (digest -> family), kept until they would have expired, so a
@@ -141,6 +144,9 @@ _FORM_TYPE = "application/x-www-form-urlencoded"
 _JSON = "application/json;charset=UTF-8"
 # RFC 7230 token chars: what an HTTP method name may contain.
 _METHOD = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Z-]+$")
+# RFC 9110 §9.1 (method = token) and §5.6.2 (tchar), either case: what a request may send.
+_REQUEST_METHOD = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _realm(text: str) -> str:
@@ -427,6 +433,13 @@ class TokenAuth(Layer):
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "")
+        if method not in _COMMON_METHODS and not _REQUEST_METHOD.match(method):
+            # Not an RFC 9110 token: no rule can be said to cover it, so nothing passes.
+            incident = events.emit(environ, METHOD_INVALID, "request method is not an HTTP token",
+                                   store=self.store, logger=_log)
+            return problem(environ, 400, "The request method is not valid.",
+                           incident=incident)(environ, start_response)
         # For the legacy app's own pages (public or not): issue_token() for its users.
         environ["wsgisec.token_auth"] = self
         endpoint = self._endpoints.get(path)
@@ -503,7 +516,9 @@ class TokenAuth(Layer):
         client = {"id": record["client_id"], "name": record.get("client_name", ""),
                   "scopes": tuple(granted), "user": record.get("user")}
         environ["wsgisec.client"] = client
-        needed = self._required_scopes(environ.get("REQUEST_METHOD", "GET"), path)
+        # One canonical form: a server may pass "get" as sent (wsgiref does), and the app
+        # (werkzeug, WebOb) upper-cases it, so the scope rule must too.
+        needed = self._required_scopes(environ.get("REQUEST_METHOD", "GET").upper(), path)
         if needed and not set(needed) <= set(granted):
             scope = " ".join(needed)
             incident = events.emit(environ, INSUFFICIENT_SCOPE, "token lacks a required scope",
@@ -601,7 +616,7 @@ class TokenAuth(Layer):
         return _json_app(error.status, document, headers)
 
     def _read_form(self, environ) -> dict:
-        method = environ.get("REQUEST_METHOD")
+        method = environ.get("REQUEST_METHOD", "").upper()
         if method != "POST":
             raise TokenError(405, "invalid_request", "Use POST.", headers=[("Allow", "POST")])
         content_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
@@ -634,8 +649,12 @@ class TokenAuth(Layer):
                              kind=OAUTH_REQUEST_INVALID)
         return form
 
-    def _authenticate_client(self, environ, form) -> dict:
-        """The authenticated client record (RFC 6749 §2.3.1), or a TokenError."""
+    def _authenticate_client(self, environ, form, *, even_if_locked=False) -> dict:
+        """The authenticated client record (RFC 6749 §2.3.1), or a TokenError.
+
+        ``even_if_locked``: check the secret even while this address is locked out (the
+        revocation endpoint: a partner that must revoke a leaked token is never stopped).
+        """
         header = environ.get("HTTP_AUTHORIZATION", "")
         basic = header[:6].lower() == "basic "
         if basic and ("client_secret" in form):
@@ -660,7 +679,8 @@ class TokenAuth(Layer):
                              kind=CLIENT_AUTH_FAILED, severity="info", headers=[self._basic_challenge])
 
         shown_id = client_id if valid_client_id(client_id) else "<invalid>"
-        self._check_lockout(environ, client_id)
+        if not even_if_locked:
+            self._check_lockout(environ, client_id)
         record = self.registry.authenticate(client_id, secret)
         if record is None:
             self._count_failure(environ, client_id, shown_id)
@@ -679,9 +699,15 @@ class TokenAuth(Layer):
                           detail={"claimed_client_id": shown_id, "why": reason})
 
     def _lock_keys(self, environ, client_id):
-        keys = ["addr:" + str(environ.get("REMOTE_ADDR", ""))]
+        # Per address (one address trying many ids) and per (client id, address) (one
+        # address guessing one client's secret); never per client id alone: ids are not
+        # secret, and anyone could then lock a partner out by failing with its id from
+        # anywhere (issue 11). Generated secrets have 256 bits, so a per-id count adds no
+        # protection against guessing (OWASP Authentication cheat sheet, "Account lockout").
+        address = str(environ.get("REMOTE_ADDR", ""))
+        keys = ["addr:" + address]
         if valid_client_id(client_id):
-            keys.append("client:" + client_id)
+            keys.append(f"client-addr:{client_id}@{address}")
         return keys
 
     def _check_lockout(self, environ, client_id):
@@ -696,8 +722,6 @@ class TokenAuth(Layer):
                                  detail={"locked": key.split(":", 1)[0]})
 
     def _count_failure(self, environ, client_id, shown_id):
-        # Counted per client id (guessing one client's secret) and per address (trying
-        # many ids): OWASP Authentication cheat sheet, "Protect against automated attacks".
         now = self.clock()
         for key in self._lock_keys(environ, client_id):
             count = self.store.incr(FAILURES, key, self.failed_auth_window)
@@ -784,7 +808,9 @@ class TokenAuth(Layer):
 
     @_endpoint
     def _revoke_endpoint(self, environ, form):
-        client = self._authenticate_client(environ, form)
+        # RFC 7009: revocation always works for an authenticated client, even while its
+        # address is locked out (failures here still count towards the lock).
+        client = self._authenticate_client(environ, form, even_if_locked=True)
         token = form.get("token")
         if not token:
             raise TokenError(400, "invalid_request", "token is missing.")
