@@ -12,8 +12,9 @@ both the https and the token_auth layer call :func:`plaintext_refusal`:
 * What counts as a credential: a credential header (``Authorization`` with any scheme,
   Bearer or Basic alike, and the request-token header ``X-Request-Token``), and the
   parameters ``access_token``, ``refresh_token``, ``client_secret`` and ``token`` in the
-  query string or in a form-encoded (or JSON object) body of at most
-  :data:`MAX_SCANNED_BODY` bytes.
+  query string or in a form-encoded (or JSON object) body whose ``Content-Length`` is at
+  most :data:`MAX_SCANNED_BODY` bytes (a longer or length-less body is not read: the
+  request may still pass on from an exempt path, and must reach the app whole).
 * It is refused with 403, never redirected: the credential has already crossed the wire,
   and a redirect would repeat it in ``Location`` and invite the client to send it again
   (OWASP Transport Layer Security cheat sheet, "Use TLS for all pages"; RFC 6749 §10.3,
@@ -230,10 +231,16 @@ def _body(found: Exposure, environ: dict):
     is_json = content_type == "application/json" or content_type.endswith("+json")
     if content_type != _FORM and not is_json:
         return
+    # Only a body whose Content-Length fits is read: a request on an exempt or public path
+    # may still pass on, and a chunked body cut at the limit would reach the app truncated.
+    length = (environ.get("CONTENT_LENGTH") or "").strip()
+    if not length.isdigit() or int(length) > MAX_SCANNED_BODY:
+        found.body_scanned = False  # refused all the same if it carries other credentials
+        return
     try:
         body = read_body(environ, MAX_SCANNED_BODY)
-    except (BodyTooLarge, ValueError):
-        found.body_scanned = False  # refused all the same; nothing to revoke from it
+    except (BodyTooLarge, ValueError):  # pragma: no cover - the length was checked above
+        found.body_scanned = False
         return
     try:
         text = body.decode("utf-8")

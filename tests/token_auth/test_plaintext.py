@@ -7,6 +7,7 @@ the served flagship stack (waitress, ``requests``).
 """
 
 import base64
+import io
 import json
 
 import pytest
@@ -239,3 +240,23 @@ def test_https_requests_are_untouched(tokens_and_layers):
     seen = app.get("/api/items", headers={"Authorization": f"Bearer {issued['access_token']}"},
                    extra_environ=dict(HTTPS, HTTP_HOST="localhost")).json
     assert seen["client"]["name"] == "Acme"
+
+
+def test_a_chunked_body_on_an_exempt_path_reaches_the_app_whole(store):
+    """The rule reads a body only when its Content-Length fits: an exempt path's request
+    may pass on, and must not reach the app cut at the scan limit."""
+    seen = {}
+
+    def app(environ, start_response):
+        seen["body"] = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    body = b"note=" + b"x" * (credentials.MAX_SCANNED_BODY + 100)
+    layer = HTTPSOnly(app, store=store, allowed_hosts=("localhost",), exempt_paths=("/hooks",))
+    environ = dict(PLAIN, REQUEST_METHOD="POST", PATH_INFO="/hooks/in", QUERY_STRING="", SCRIPT_NAME="",
+                   CONTENT_TYPE=FORM, HTTP_TRANSFER_ENCODING="chunked", SERVER_NAME="localhost",
+                   SERVER_PORT="80", **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True})
+    statuses = []
+    list(layer(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+    assert statuses == ["200 OK"] and seen["body"] == body
