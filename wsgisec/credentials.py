@@ -189,8 +189,9 @@ def exposed_credentials(environ: dict, keys=_DEFAULT_KEYS) -> Exposure:
             else:
                 found.request_token = True
     query = environ.get("QUERY_STRING", "")
-    # Cheap test first: most plain-HTTP requests carry no credential parameter at all.
-    if query and any(name in query for name in CREDENTIAL_PARAMS):
+    # Cheap test first: most plain-HTTP requests carry no credential parameter at all
+    # (a name may be percent-encoded, "client%5Fsecret", so any escape means: parse).
+    if query and ("%" in query or any(name in query for name in CREDENTIAL_PARAMS)):
         _params(found, "query", parse_qsl(query, keep_blank_values=True))
     if has_body(environ):
         _body(found, environ)

@@ -64,6 +64,11 @@ CASES = [
                  "grant_type=client_credentials", [], True, id="basic-client-secret"),
     pytest.param("GET", "/oauth/token?client_id={cid}&client_secret={secret}", {}, None, [], True,
                  id="client-secret-in-query"),
+    pytest.param("GET", "/oauth/token?client%5Fid={cid}&client%5Fsecret={secret}", {}, None, [], True,
+                 id="percent-encoded-parameter-names"),
+    pytest.param("GET", "/api/items?x=1&access_token={access}&access_token=again", {}, None, ["access"], False,
+                 id="repeated-query-token"),
+    pytest.param("PUT", "/api/items", {"X-Request-Token": "rt.anything"}, None, [], False, id="request-token-header"),
     pytest.param("POST", "/api/items", {"Content-Type": "application/json"}, '{{"access_token": "{access}"}}',
                  ["access"], False, id="json-body-token"),
     pytest.param("GET", "/healthz", {"Authorization": "Bearer {access}"}, None, ["access"], False,
@@ -86,6 +91,7 @@ def test_every_credential_in_clear_is_refused_revoked_and_reported_once(
     [event] = plaintext_events(store)
     assert event["severity"] == "critical" and event["kind"] == "https.credentials-over-plaintext"
     assert event["detail"]["client_secret_exposed"] is secret_exposed
+    assert event["detail"]["request_token_exposed"] is ("X-Request-Token" in headers)
     if secret_exposed:
         assert event["detail"]["claimed_client_id"] == client_id
         assert event["detail"]["action"] == "rotate the client secret"
