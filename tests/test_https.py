@@ -280,3 +280,18 @@ def test_trusted_proxy_answers_are_cached_per_address_and_bounded():
     for n in range(https.TRUST_CACHE_SIZE + 50):  # addresses an attacker writes into X-Forwarded-For
         layer._is_trusted(f"198.51.{n // 256}.{n % 256}")
     assert layer._trusted.cache_info().currsize == https.TRUST_CACHE_SIZE
+
+
+def test_credentials_in_clear_are_revoked_even_when_the_host_is_refused(store):
+    token = credentials.new_token()
+    store.put(credentials.TOKENS, credentials.digest(token), {"client_id": "c1", "type": "access"}, ttl=600)
+    make(store=store).get("/x", headers={"Authorization": f"Bearer {token}"},
+                          extra_environ={"HTTP_HOST": "evil.example"}, status=403)
+    assert store.get(credentials.TOKENS, credentials.digest(token)) is None
+
+
+def test_the_layers_own_refusal_over_tls_carries_hsts():
+    response = make().get("/x", extra_environ=dict(HTTPS, HTTP_HOST="evil.example"), status=400)
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = make().get("/x", extra_environ={"HTTP_HOST": "evil.example"}, status=400)
+    assert "Strict-Transport-Security" not in plain.headers  # RFC 6797 §7.2: never over plain HTTP

@@ -228,23 +228,31 @@ class HTTPSOnly(Layer):
                 self._apply_forwarded(environ)
                 break
 
+        secure = environ.get("wsgi.url_scheme") == "https"
+        if not secure:
+            # Credentials first, whatever the Host or path: they have crossed the wire in
+            # clear. Refuse (never redirect: Location would repeat a query token), revoke,
+            # report once (wsgisec.credentials). Exempt paths too: a health check sends none.
+            refusal = plaintext_refusal(environ, store=self.store, logger=_log, keys=self.credential_keys)
+            if refusal is not None:
+                return refusal(environ, start_response)
+
         if not self._host_allowed(environ):
             incident = events.emit(environ, DISALLOWED_HOST, "host not in allowed_hosts",
                                    store=self.store, logger=_log)
-            return problem(environ, 400, "The Host header does not name this service.",
-                           incident=incident)(environ, start_response)
+            refused = problem(environ, 400, "The Host header does not name this service.", incident=incident)
+            # Over TLS our own refusals carry HSTS like every other response (issue 11).
+            return refused(environ, self._https_start_response(start_response) if secure else start_response)
 
-        if environ.get("wsgi.url_scheme") != "https":
+        if not secure:
             path = environ.get("PATH_INFO", "")
             if self.exempt_paths and settings.path_matches(path, self.exempt_paths):
-                # Exempt from TLS, not from the credential rule: a health check sends none.
-                refusal = plaintext_refusal(environ, store=self.store, logger=_log,
-                                            keys=self.credential_keys)
-                if refusal is not None:
-                    return refusal(environ, start_response)
                 return self.app(environ, start_response)
             return self._refuse_plaintext(environ, start_response)
+        return self.app(environ, self._https_start_response(start_response))
 
+    def _https_start_response(self, start_response):
+        """``start_response`` that adds HSTS and secures cookies (RFC 6797, OWASP)."""
         hsts = self.hsts
         secure_cookies = self.secure_cookies
 
@@ -257,15 +265,10 @@ class HTTPSOnly(Layer):
                            for k, v in headers]
             return start_response(status, headers, exc_info)
 
-        return self.app(environ, https_start_response)
+        return https_start_response
 
     def _refuse_plaintext(self, environ, start_response):
-        # The credential has already crossed the wire: refuse (never redirect, which would
-        # repeat a query token in Location), revoke, report once (wsgisec.credentials).
-        refusal = plaintext_refusal(environ, store=self.store, logger=_log, keys=self.credential_keys)
-        if refusal is not None:
-            return refusal(environ, start_response)
-
+        """A plain-HTTP request without credentials: redirect a GET/HEAD, refuse the rest."""
         method = environ.get("REQUEST_METHOD", "GET")
         if self.redirect and method in _SAFE_METHODS:
             return redirect_response(self._https_url(environ), self.redirect_status)(environ, start_response)
