@@ -7,14 +7,18 @@ import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+import requests
 
 from wsgisec import credentials, pipeline
+from wsgisec.credentials import CLIENTS as CLIENTS_NS
 from wsgisec.partner import sign_headers
 from wsgisec.testing import partner_credentials
 from wsgisec.token_auth import LOCKS as LOCKS_NS, TokenAuth
 
 # The layer fixtures (make, api, clock) and helpers of the main token_auth tests.
 from test_token_auth import HTTPS, api, basic, bearer, clock, fetch, make, new_client  # noqa: F401
+# The example ini's layers and a waitress server running them (a client with its secret).
+from test_plaintext import flagship, served  # noqa: F401
 
 
 # -- methods (RFC 9110 §9.1: method = token; scope rules compare upper case) --------------
@@ -164,3 +168,27 @@ def test_locks_are_never_keyed_by_the_client_id_alone(make, store):
     assert keys and all(key.startswith(("addr:", "client-addr:")) for key in keys)
     assert f"client:{client_id}" not in keys
 
+
+
+def test_served_flagship_ten_failures_from_ten_addresses_do_not_lock_the_partner(served):
+    """The review's finding, as it made it: the flagship behind its trusted local TLS proxy
+    (the client address comes from X-Forwarded-For), ten failures with the partner's id
+    from ten addresses, then the right secret from an eleventh."""
+    base, layer, client_id, secret = served
+    layer.registry.store.update(CLIENTS_NS, client_id, {"permissions": ["introspect"]})
+    for n in range(10):
+        failed = requests.post(base + "/oauth/token", data={"grant_type": "client_credentials"},
+                               auth=(client_id, "wrong"),
+                               headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": f"198.51.100.{n}"})
+        assert failed.status_code == 401
+    proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "192.0.2.11"}
+    issued = requests.post(base + "/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=(client_id, secret), headers=proxy)
+    assert issued.status_code == 200, issued.text
+    token = issued.json()["access_token"]
+    introspected = requests.post(base + "/oauth/introspect", data={"token": token}, auth=(client_id, secret),
+                                 headers=proxy)
+    assert introspected.json()["active"] is True
+    revoked = requests.post(base + "/oauth/revoke", data={"token": token}, auth=(client_id, secret), headers=proxy)
+    assert revoked.status_code == 200
+    assert layer.store.get(credentials.TOKENS, credentials.digest(token)) is None
