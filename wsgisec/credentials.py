@@ -251,7 +251,7 @@ def _body(found: Exposure, environ: dict):
                 if isinstance(document, dict) else []
         else:
             pairs = parse_qsl(text, keep_blank_values=True)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: json gives up
         found.body_scanned = False
         return
     _params(found, "form" if not is_json else "json", pairs)

@@ -266,3 +266,18 @@ def test_a_chunked_body_on_an_exempt_path_reaches_the_app_whole(store):
     statuses = []
     list(layer(environ, lambda status, headers, exc_info=None: statuses.append(status)))
     assert statuses == ["200 OK"] and seen["body"] == body
+
+
+@pytest.mark.parametrize("body, content_type", [
+    pytest.param(b"[" * 60000, "application/json", id="deeply-nested-json"),
+    pytest.param(b'{"access_token": 1, "token": ["x"]}', "application/json", id="non-string-values"),
+    pytest.param(b"\xff\xfe=1", FORM, id="not-utf8-form"),
+    pytest.param(b"a=%zz&&=", FORM, id="odd-form"),
+])
+def test_odd_bodies_over_plain_http_get_a_clear_refusal_not_a_500(tokens_and_layers, store, body, content_type):
+    app, *_ = tokens_and_layers
+    response = app.post("/api/items", body, headers={"Content-Type": content_type, "Authorization": "Bearer x"},
+                        extra_environ=PLAIN, status=403)
+    assert response.json["reason"] == "credentials-over-plaintext"
+    TestApp(validated(HTTPSOnly(echo, store=store, allowed_hosts=("localhost",)))).post(
+        "/api/items", body, headers={"Content-Type": content_type}, extra_environ=PLAIN, status=403)
