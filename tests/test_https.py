@@ -253,6 +253,7 @@ def redirect_location(path_info, query=""):
     pytest.param("/caf\xc3\xa9", "name=Jos\xc3\xa9", "https://api.example.com/caf%C3%A9?name=Jos%C3%A9",
                  id="non-ascii-bytes-as-pep3333-latin1"),
     pytest.param("/caf\u00e9\u2603", "", "https://api.example.com/caf%C3%A9%E2%98%83", id="non-latin1-from-a-lax-server"),
+    pytest.param("/x\ud800", "q=\udcff", "https://api.example.com/x%ED%A0%80?q=%ED%B3%BF", id="lone-surrogates"),
     pytest.param("/x", "q=100%&r=%41", "https://api.example.com/x?q=100%25&r=%41", id="stray-percent-kept-escapes"),
     pytest.param("/x", 'q=<script>"#frag', "https://api.example.com/x?q=%3Cscript%3E%22%23frag", id="delimiters"),
     pytest.param("/x", "q=1&&r=2", "https://api.example.com/x?q=1&r=2", id="empty-parts-dropped"),

@@ -377,7 +377,7 @@ def _wire_bytes(text: str) -> bytes:
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
+        return text.encode("utf-8", "surrogatepass")  # any str: never an error here
 
 
 def _requote_query(query: str) -> str:
