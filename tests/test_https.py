@@ -226,3 +226,73 @@ def test_filter_factory_defaults_the_store_beside_the_ini(tmp_path):
     layer = filter_factory({"here": str(tmp_path)})(app_with_cookies)
     assert layer.store.url == "sqlite:///" + str(tmp_path / "wsgisec.sqlite")
     assert layer.settings["redirect_status"] == 301
+
+
+# -- the redirect Location is rebuilt, never echoed (RFC 3986, issue 11) ----------------
+
+def redirect_location(path_info, query=""):
+    """The Location the layer answers a plain-HTTP GET with, from a raw environ (the way a
+    lax server such as wsgiref hands over whatever bytes the client sent)."""
+    layer = HTTPSOnly(app_with_cookies, allowed_hosts=("api.example.com",))
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path_info, "QUERY_STRING": query, "SCRIPT_NAME": "",
+               "HTTP_HOST": "api.example.com", "wsgi.url_scheme": "http", "REMOTE_ADDR": "203.0.113.9",
+               "SERVER_NAME": "api.example.com", "SERVER_PORT": "80"}
+    seen = []
+    body = layer(environ, lambda status, headers, exc_info=None: seen.append((status, dict(headers))))
+    list(body)
+    [(status, headers)] = seen
+    assert status.startswith("301")
+    return headers["Location"]
+
+
+@pytest.mark.parametrize("path_info, query, location", [
+    pytest.param("/a\r\nSet-Cookie: x=1", "", "https://api.example.com/a%0D%0ASet-Cookie:%20x=1", id="crlf-in-path"),
+    pytest.param("/x", "q=1\r\nSet-Cookie:%20x", "https://api.example.com/x?q=1%0D%0ASet-Cookie:%20x",
+                 id="crlf-in-query"),
+    pytest.param("/x\x00\x1b\x7f", "", "https://api.example.com/x%00%1B%7F", id="controls-in-path"),
+    pytest.param("/caf\xc3\xa9", "name=Jos\xc3\xa9", "https://api.example.com/caf%C3%A9?name=Jos%C3%A9",
+                 id="non-ascii-bytes-as-pep3333-latin1"),
+    pytest.param("/caf\u00e9\u2603", "", "https://api.example.com/caf%C3%A9%E2%98%83", id="non-latin1-from-a-lax-server"),
+    pytest.param("/x\ud800", "q=\udcff", "https://api.example.com/x%ED%A0%80?q=%ED%B3%BF", id="lone-surrogates"),
+    pytest.param("/x", "q=100%&r=%41", "https://api.example.com/x?q=100%25&r=%41", id="stray-percent-kept-escapes"),
+    pytest.param("/x", 'q=<script>"#frag', "https://api.example.com/x?q=%3Cscript%3E%22%23frag", id="delimiters"),
+    pytest.param("/x", "q=1&&r=2", "https://api.example.com/x?q=1&r=2", id="empty-parts-dropped"),
+])
+def test_redirect_location_is_rebuilt_from_re_encoded_parts(path_info, query, location):
+    found = redirect_location(path_info, query)
+    assert found == location
+    assert found.isascii() and not any(ord(ch) < 0x21 or ord(ch) == 0x7f for ch in found)
+
+
+def test_redirect_location_never_carries_a_credential_parameter():
+    from wsgisec.https import _requote_query
+
+    assert _requote_query("a=1&access_token=t&refresh%5Ftoken=r&token=x&client_secret=s&b=2") == "a=1&b=2"
+
+
+def test_trusted_proxy_answers_are_cached_per_address_and_bounded():
+    from wsgisec import https
+
+    layer = HTTPSOnly(app_with_cookies, allowed_hosts=("localhost",), trusted_proxies=cidrs("10.0.0.0/8"))
+    assert layer._is_trusted("10.1.2.3") and layer._is_trusted("10.1.2.3")
+    assert not layer._is_trusted("203.0.113.9") and not layer._is_trusted("not-an-address")
+    info = layer._trusted.cache_info()
+    assert info.hits == 1 and info.misses == 3 and info.maxsize == https.TRUST_CACHE_SIZE
+    for n in range(https.TRUST_CACHE_SIZE + 50):  # addresses an attacker writes into X-Forwarded-For
+        layer._is_trusted(f"198.51.{n // 256}.{n % 256}")
+    assert layer._trusted.cache_info().currsize == https.TRUST_CACHE_SIZE
+
+
+def test_credentials_in_clear_are_revoked_even_when_the_host_is_refused(store):
+    token = credentials.new_token()
+    store.put(credentials.TOKENS, credentials.digest(token), {"client_id": "c1", "type": "access"}, ttl=600)
+    make(store=store).get("/x", headers={"Authorization": f"Bearer {token}"},
+                          extra_environ={"HTTP_HOST": "evil.example"}, status=403)
+    assert store.get(credentials.TOKENS, credentials.digest(token)) is None
+
+
+def test_the_layers_own_refusal_over_tls_carries_hsts():
+    response = make().get("/x", extra_environ=dict(HTTPS, HTTP_HOST="evil.example"), status=400)
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = make().get("/x", extra_environ={"HTTP_HOST": "evil.example"}, status=400)
+    assert "Strict-Transport-Security" not in plain.headers  # RFC 6797 §7.2: never over plain HTTP

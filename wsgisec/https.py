@@ -9,10 +9,14 @@ serves requests that arrived over TLS:
 * any other plain-HTTP request gets 403: its body was already sent in clear text, and a
   redirect would invite the client to send it again (a 301/302 may even turn a POST into
   a GET);
-* a plain-HTTP request that carries credentials (an ``Authorization`` header or a
-  request token) is refused, never redirected: the credential has already crossed the
-  wire. A bearer token seen this way is revoked at once in the store and a
-  ``credentials-over-plaintext`` event tells the operator;
+* a plain-HTTP request that carries credentials (an ``Authorization`` header, a request
+  token, or ``access_token``/``refresh_token``/``client_secret``/``token`` in the query or
+  a form body) is refused with 403, never redirected: the credential has already crossed
+  the wire, and a redirect would repeat a query token in ``Location``. Tokens seen this
+  way are revoked at once in the store (a refresh token with its whole family) and one
+  critical ``credentials-over-plaintext`` event tells the operator. The rule is
+  :func:`wsgisec.credentials.plaintext_refusal`, shared with token_auth; it applies on
+  ``exempt_paths`` too;
 * every https response carries ``Strict-Transport-Security`` (RFC 6797), so browsers
   never try plain HTTP again;
 * ``Set-Cookie`` headers gain ``Secure``, and ``HttpOnly`` and ``SameSite=Lax`` unless
@@ -70,30 +74,32 @@ Settings (ini name, default):
 ``cookie_httponly_exempt`` (none)
     Names of cookies that page scripts must read, so they do not get ``HttpOnly``.
 ``exempt_paths`` (none)
-    Path prefixes served over plain HTTP too, e.g. a load balancer's ``/healthz``.
+    Path prefixes served over plain HTTP too, e.g. a load balancer's ``/healthz``
+    (a request there that carries credentials is still refused).
 ``credential_headers`` (Authorization X-Request-Token)
     Request headers that count as credentials on a plain-HTTP request.
 ``store`` (``wsgisec.sqlite`` beside the ini file)
-    Where bearer tokens are revoked and events kept.
+    Where tokens sent over plain HTTP are revoked and events kept.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from . import events, pipeline, settings
-from .credentials import bearer_token, revoke_token
+from .credentials import (CREDENTIALS_OVER_PLAINTEXT, CREDENTIAL_PARAMS,  # noqa: F401 (event code)
+                          header_keys, plaintext_refusal)
 from .pipeline import Layer
 from .responses import problem, redirect as redirect_response
 from .settings import ConfigurationError
-from .store import StoreUnavailable, coerce as coerce_store
+from .store import coerce as coerce_store
 from .wsgi import keep_on_every_response
 
 __all__ = ["HTTPSOnly", "filter_factory", "SETTINGS"]
 
-CREDENTIALS_OVER_PLAINTEXT = "credentials-over-plaintext"
 PLAINTEXT_REFUSED = "plaintext-refused"
 DISALLOWED_HOST = "disallowed-host"
 
@@ -128,6 +134,17 @@ _FORWARDED_KEYS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_P
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
+# RFC 3986 §3.3 pchar without "%" (re-encoded below) and §3.4 query characters.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_QUERY_SAFE = "/?:@!$'()*+,;=-._~"
+# A "%" that does not start a pct-encoded triplet (RFC 3986 §2.1) is a literal percent.
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+#: How many distinct proxy/client addresses keep their trusted-or-not answer (issue 13:
+#: parsing the same address with ipaddress cost ~15 µs a request). Bounded, so addresses
+#: an attacker writes into X-Forwarded-For can only churn it, not grow it.
+TRUST_CACHE_SIZE = 1024
+
 
 class HTTPSOnly(Layer):
     """Serve the wrapped app over TLS only (see the module docstring for every setting)."""
@@ -154,6 +171,8 @@ class HTTPSOnly(Layer):
         self.https_port = https_port
         self.trusted_proxies = tuple(ipaddress.ip_network(net) if isinstance(net, str) else net
                                      for net in trusted_proxies)
+        # Per process, per layer: one parse per address, not one per request.
+        self._trusted = functools.lru_cache(maxsize=TRUST_CACHE_SIZE)(self._parse_trusted)
         self.allowed_hosts = tuple(host.lower() for host in allowed_hosts)
         for host in self.allowed_hosts:
             if host != "*" and not _HOST.match(host.lstrip(".")) or (":" in host and not host.startswith("[")):
@@ -162,8 +181,7 @@ class HTTPSOnly(Layer):
         self.cookie_samesite = cookie_samesite.capitalize()
         self.cookie_httponly_exempt = frozenset(cookie_httponly_exempt)
         self.exempt_paths = tuple(exempt_paths)
-        self.credential_keys = tuple(
-            "HTTP_" + name.upper().replace("-", "_") for name in credential_headers)
+        self.credential_keys = header_keys(credential_headers)
         self.store = coerce_store(store)
 
         hsts = []
@@ -211,23 +229,36 @@ class HTTPSOnly(Layer):
                 self._apply_forwarded(environ)
                 break
 
+        secure = environ.get("wsgi.url_scheme") == "https"
+        if not secure:
+            # Credentials first, whatever the Host or path: they have crossed the wire in
+            # clear. Refuse (never redirect: Location would repeat a query token), revoke,
+            # report once (wsgisec.credentials). Exempt paths too: a health check sends none.
+            refusal = plaintext_refusal(environ, store=self.store, logger=_log, keys=self.credential_keys)
+            if refusal is not None:
+                return refusal(environ, start_response)
+
         if not self._host_allowed(environ):
             incident = events.emit(environ, DISALLOWED_HOST, "host not in allowed_hosts",
                                    store=self.store, logger=_log)
-            return problem(environ, 400, "The Host header does not name this service.",
-                           incident=incident)(environ, start_response)
+            refused = problem(environ, 400, "The Host header does not name this service.", incident=incident)
+            # Over TLS our own refusals carry HSTS like every other response (issue 11).
+            return refused(environ, self._https_start_response(start_response) if secure else start_response)
 
-        if environ.get("wsgi.url_scheme") != "https":
+        if not secure:
             path = environ.get("PATH_INFO", "")
             if self.exempt_paths and settings.path_matches(path, self.exempt_paths):
                 return self.app(environ, start_response)
             return self._refuse_plaintext(environ, start_response)
+        if self.hsts is not None:
+            # error_masker, outside us, rebuilds masked errors: it sends this one too.
+            keep_on_every_response(environ, "Strict-Transport-Security", self.hsts)
+        return self.app(environ, self._https_start_response(start_response))
 
+    def _https_start_response(self, start_response):
+        """``start_response`` that adds HSTS and secures cookies (RFC 6797, OWASP)."""
         hsts = self.hsts
         secure_cookies = self.secure_cookies
-        if hsts is not None:
-            # error_masker, outside us, rebuilds masked errors: it sends this one too.
-            keep_on_every_response(environ, "Strict-Transport-Security", hsts)
 
         def https_start_response(status, headers, exc_info=None):
             headers = list(headers)
@@ -238,28 +269,10 @@ class HTTPSOnly(Layer):
                            for k, v in headers]
             return start_response(status, headers, exc_info)
 
-        return self.app(environ, https_start_response)
+        return https_start_response
 
     def _refuse_plaintext(self, environ, start_response):
-        credentials = [key for key in self.credential_keys if environ.get(key)]
-        if credentials:
-            revoked = False
-            token = bearer_token(environ)
-            if token is not None and self.store is not None:
-                try:
-                    revoked = revoke_token(self.store, token)
-                except StoreUnavailable as error:
-                    _log.error("could not revoke a token sent over plain HTTP: %s", error)
-            # Header *names* only: the values are the secrets.
-            incident = events.emit(
-                environ, CREDENTIALS_OVER_PLAINTEXT,
-                "credentials sent over plain HTTP; rotate them", severity="critical",
-                store=self.store, logger=_log,
-                detail={"headers": " ".join(k[5:].replace("_", "-").title() for k in credentials),
-                        "token_revoked": revoked})
-            return problem(environ, 403, "Credentials must only be sent over HTTPS; the ones in this "
-                           "request are no longer valid.", incident=incident)(environ, start_response)
-
+        """A plain-HTTP request without credentials: redirect a GET/HEAD, refuse the rest."""
         method = environ.get("REQUEST_METHOD", "GET")
         if self.redirect and method in _SAFE_METHODS:
             return redirect_response(self._https_url(environ), self.redirect_status)(environ, start_response)
@@ -282,17 +295,29 @@ class HTTPSOnly(Layer):
         return False
 
     def _https_url(self, environ) -> str:
+        """The https URL of this request, rebuilt and re-encoded (never echoed as sent).
+
+        The host passed :data:`_HOST` (a DNS name or an IPv6 literal); the path is
+        percent-encoded from its bytes and the query re-encoded, so the ``Location``
+        holds only RFC 3986 characters: no control characters, no CR/LF (header
+        injection), no raw non-ASCII. Credential parameters are dropped (they are refused
+        before a redirect, by :func:`~wsgisec.credentials.plaintext_refusal`; this only
+        makes sure a redirect can never repeat one).
+        """
         host = _host_name(environ) or "localhost"
         port = "" if self.https_port == 443 else f":{self.https_port}"
         # PATH_INFO is latin-1-decoded bytes (PEP 3333); quote them again as they came.
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        url = f"https://{host}{port}" + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~")
-        query = environ.get("QUERY_STRING")
+        url = f"https://{host}{port}" + quote(_wire_bytes(path), safe=_PATH_SAFE)
+        query = _requote_query(environ.get("QUERY_STRING", ""))
         return url + "?" + query if query else url
 
     def _is_trusted(self, address) -> bool:
         if not self.trusted_proxies or not address:
             return False
+        return self._trusted(address)
+
+    def _parse_trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address.strip().strip("[]"))
         except ValueError:
@@ -349,6 +374,32 @@ def _host_name(environ) -> str | None:
         return None
     name = match.group(1)
     return name[:-1] if name.endswith(".") else name
+
+
+def _wire_bytes(text: str) -> bytes:
+    """The bytes a WSGI string stands for: latin-1 per PEP 3333, UTF-8 from lax servers."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")  # any str: never an error here
+
+
+def _requote_query(query: str) -> str:
+    """``query`` with only RFC 3986 §3.4 characters and no credential parameter.
+
+    Existing ``%XX`` escapes are kept as they are (the app decodes them); everything else
+    outside the query set, stray ``%`` included, is percent-encoded from its bytes.
+    """
+    if not query:
+        return ""
+    kept = []
+    for part in query.split("&"):
+        name = unquote(part.split("=", 1)[0].replace("+", " "))
+        if not part or name in CREDENTIAL_PARAMS:
+            continue
+        part = _STRAY_PERCENT.sub("%25", part)
+        kept.append(quote(_wire_bytes(part), safe=_QUERY_SAFE + "%"))
+    return "&".join(kept)
 
 
 def _last(value: str | None) -> str | None:

@@ -27,7 +27,7 @@ from webob.acceptparse import create_accept_header
 from .events import incident_id as _incident_id
 from .wsgi import safe_headers
 
-__all__ = ["problem", "negotiate", "redirect", "reason_phrase"]
+__all__ = ["problem", "negotiate", "redirect", "reason_phrase", "json_response"]
 
 PROBLEM_JSON = "application/problem+json"
 _OFFERS = [PROBLEM_JSON, "application/json", "text/html", "text/plain"]
@@ -118,6 +118,22 @@ def problem(environ: dict, status: int, detail: str, *, incident: str | None = N
         if name.lower() not in present:
             response_headers.append((name, value))
             present.add(name.lower())
+    return _Fixed(_status_line(status), response_headers, body)
+
+
+def json_response(status: int, document, headers=()):
+    """A WSGI app answering with a JSON ``document`` (``None``: an empty body), uncached.
+
+    For protocol answers that are not problem documents, such as OAuth 2.0 token and
+    error responses (RFC 6749 §5.1 asks for ``Cache-Control: no-store`` and
+    ``Pragma: no-cache``). ``headers`` are added as they are.
+    """
+    body = b"" if document is None else json.dumps(document).encode("utf-8")
+    response_headers = [("Content-Type", "application/json;charset=UTF-8"),
+                        ("Content-Length", str(len(body))),
+                        ("Cache-Control", "no-store"), ("Pragma", "no-cache"),
+                        ("X-Content-Type-Options", "nosniff")]
+    response_headers.extend(headers)
     return _Fixed(_status_line(status), response_headers, body)
 
 

@@ -555,9 +555,10 @@ def test_failed_client_authentications_lock_out_with_429(make, store, clock):
     locked = fetch(app, client_id, secret, status=429)  # even the right secret, for now
     assert 590 <= int(locked.headers["Retry-After"]) <= 600
     assert locked.json["error"] == "temporarily_unavailable"
-    # The client id is locked from everywhere, not only from the guessing address.
+    # Only the guessing address: client ids are not secret, so a lock per id alone would
+    # let anyone lock the partner out (issue 11); its own address still gets in.
     app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=basic(client_id, secret),
-             extra_environ={"REMOTE_ADDR": "198.51.100.1"}, status=429)
+             extra_environ={"REMOTE_ADDR": "198.51.100.1"}, status=200)
     assert store.events(kinds=["token_auth.client-auth-throttled"])
     clock.now += 601
     fetch(app, client_id, secret)
@@ -605,8 +606,9 @@ def test_plain_http_without_credentials_is_refused_not_challenged(api):
 def test_refresh_token_sent_to_the_endpoint_over_plain_http_is_revoked(issued, store):
     app, _layer, client_id, secret, tokens = issued
     response = app.post("/oauth/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                        headers=basic(client_id, secret), extra_environ={"wsgi.url_scheme": "http"}, status=400)
+                        headers=basic(client_id, secret), extra_environ={"wsgi.url_scheme": "http"}, status=403)
     assert response.json["error"] == "invalid_request"
+    assert response.json["reason"] == "credentials-over-plaintext" and "Location" not in response.headers
     app.get("/api/items", headers=bearer(tokens["access_token"]), status=401)  # the family went with it
     assert store.events(kinds=["token_auth.credentials-over-plaintext"])
 

@@ -35,6 +35,10 @@ anyone having to know the secret. Secrets are compared only through ``verify`` (
 time in the hash implementation); an unknown client id still costs one verification, so
 response time does not tell which ids exist.
 
+At the token endpoints, :class:`ClientAuthenticator` reads the client's credentials from
+the request (RFC 6749 §2.3.1) and keeps the lock-out counters (per address and per
+(client id, address), never per client id alone).
+
 Python::
 
     registry = ClientRegistry(open_store("sqlite:////srv/wsgisec.sqlite"))
@@ -44,19 +48,24 @@ Python::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import secrets
 import time
+from urllib.parse import unquote_plus
 
 from passlib.context import CryptContext
 
-from ..credentials import CLIENT_CREDENTIALS, TOKENS
+from .. import events
+from ..credentials import CLIENT_CREDENTIALS, CLIENTS, TOKENS, valid_client_id
+from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLED, FAILURES, LOCKS,
+                       TokenError)
 
-__all__ = ["CLIENTS", "ClientRegistry", "DEFAULT_CONTEXT", "new_secret", "client_tag",
-           "valid_scope", "INTROSPECT", "PERMISSIONS"]
+__all__ = ["CLIENTS", "ClientRegistry", "ClientAuthenticator", "DEFAULT_CONTEXT", "new_secret",
+           "client_tag", "valid_scope", "valid_client_id", "INTROSPECT", "PERMISSIONS"]
 
-#: Store namespace of client records, keyed by client id.
-CLIENTS = "clients"
+_log = events.logger_for("token_auth")
 
 #: Permission that lets a client call the introspection endpoint (RFC 7662 §2.1).
 INTROSPECT = "introspect"
@@ -67,7 +76,6 @@ PERMISSIONS = frozenset({INTROSPECT})
 DEFAULT_CONTEXT = CryptContext(schemes=["argon2", "pbkdf2_sha256"], deprecated=["pbkdf2_sha256"])
 
 SECRET_BYTES = 32  # 256 bits
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE = re.compile(r'^[\x21\x23-\x5b\x5d-\x7e]+$')
 
@@ -84,10 +92,6 @@ def client_tag(client_id: str) -> str:
 
 def valid_scope(scope: str) -> bool:
     return bool(_SCOPE.match(scope))
-
-
-def valid_client_id(client_id: str) -> bool:
-    return bool(_CLIENT_ID.match(client_id or ""))
 
 
 class ClientRegistry:
@@ -214,3 +218,106 @@ class ClientRegistry:
 def public_view(record: dict) -> dict:
     """A client record without its secret hashes, for listings and ``wsgisec.client``."""
     return {key: value for key, value in record.items() if key != "secrets"}
+
+
+class ClientAuthenticator:
+    """Authenticate the client of a token-endpoint request, with lock-out after failures.
+
+    Failures are counted per address (one address trying many ids) and per (client id,
+    address) (one address guessing one client's secret); never per client id alone:
+    client ids are not secret, so anyone could otherwise lock a partner out by failing
+    with its id from anywhere (issue 11). Generated secrets have 256 bits, so a per-id
+    count adds nothing against guessing (OWASP Authentication cheat sheet, "Account
+    lockout"); the lock spares our CPU the argon2 checks.
+    """
+
+    def __init__(self, registry: ClientRegistry, *, store, max_failed: int, window: int,
+                 challenge: tuple, clock=time.time):
+        self.registry = registry
+        self.store = store
+        self.max_failed = max_failed
+        self.window = window
+        self.challenge = challenge
+        self.clock = clock
+
+    def authenticate(self, environ, form, *, even_if_locked=False) -> dict:
+        """The authenticated client record (RFC 6749 §2.3.1), or a TokenError.
+
+        ``even_if_locked``: check the secret even while this address is locked out (the
+        revocation endpoint: a partner that must revoke a leaked token is never stopped).
+        """
+        client_id, secret = self._credentials(environ, form)
+        shown_id = client_id if valid_client_id(client_id) else "<invalid>"
+        if not even_if_locked:
+            self._check_lockout(environ, client_id)
+        record = self.registry.authenticate(client_id, secret)
+        if record is None:
+            self._count_failure(environ, client_id, shown_id)
+            raise self._invalid("client authentication failed", shown_id)
+        if record.get("disabled"):
+            raise TokenError(401, "invalid_client", "Client authentication failed.",
+                             kind=CLIENT_DISABLED, headers=[self.challenge],
+                             detail={"client_id": shown_id})
+        environ["wsgisec.client"] = {"id": record["id"], "name": record.get("name", ""),
+                                     "scopes": tuple(record.get("scopes", ())), "user": None}
+        return record
+
+    def _credentials(self, environ, form) -> tuple[str, str]:
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        basic = header[:6].lower() == "basic "
+        if basic and ("client_secret" in form):
+            # RFC 6749 §2.3: a client must not use more than one authentication method.
+            raise TokenError(400, "invalid_request", "Use one client authentication method.")
+        if basic:
+            try:
+                decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                decoded = ""
+            client_id, sep, secret = decoded.partition(":")
+            if not sep:
+                raise self._invalid("malformed basic credentials", None)
+            # RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+            client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+            if form.get("client_id") not in (None, client_id):
+                raise TokenError(400, "invalid_request", "client_id differs from the credentials.")
+            return client_id, secret
+        if "client_secret" in form or "client_id" in form:
+            return form.get("client_id", ""), form.get("client_secret", "")
+        raise TokenError(401, "invalid_client", "Client authentication is required.",
+                         kind=CLIENT_AUTH_FAILED, severity="info", headers=[self.challenge])
+
+    def _invalid(self, reason, shown_id):
+        return TokenError(401, "invalid_client", "Client authentication failed.",
+                          kind=CLIENT_AUTH_FAILED, headers=[self.challenge],
+                          detail={"claimed_client_id": shown_id, "why": reason})
+
+    @staticmethod
+    def lock_keys(environ, client_id) -> list[str]:
+        """``addr:<ip>`` and, for a well-formed id, ``client-addr:<id>@<ip>``."""
+        address = str(environ.get("REMOTE_ADDR", ""))
+        keys = ["addr:" + address]
+        if valid_client_id(client_id):
+            keys.append(f"client-addr:{client_id}@{address}")
+        return keys
+
+    def _check_lockout(self, environ, client_id):
+        now = self.clock()
+        for key in self.lock_keys(environ, client_id):
+            lock = self.store.get(LOCKS, key)
+            if lock is not None and lock.get("until", 0) > now:
+                retry = max(1, int(lock["until"] - now + 0.999))
+                raise TokenError(429, "temporarily_unavailable",
+                                 "Too many failed authentications; try again later.",
+                                 kind=CLIENT_AUTH_THROTTLED, headers=[("Retry-After", str(retry))],
+                                 detail={"locked": key.split(":", 1)[0]})
+
+    def _count_failure(self, environ, client_id, shown_id):
+        now = self.clock()
+        for key in self.lock_keys(environ, client_id):
+            count = self.store.incr(FAILURES, key, self.window)
+            if count >= self.max_failed:
+                self.store.put(LOCKS, key, {"until": now + self.window}, ttl=self.window)
+                events.emit(environ, CLIENT_AUTH_THROTTLED, "too many failed client authentications",
+                            severity="error", store=self.store, logger=_log,
+                            detail={"locked": key.split(":", 1)[0], "failures": count,
+                                    "claimed_client_id": shown_id})
