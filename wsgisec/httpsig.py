@@ -30,7 +30,7 @@ __all__ = [
     "SignatureError", "Token", "parse_dictionary", "serialize_inner_list", "serialize_dictionary",
     "Component", "signature_base", "signature_base_for", "environ_components", "url_components",
     "hmac_sha256", "verify_hmac_sha256", "content_digest", "check_content_digest",
-    "DERIVED_COMPONENTS", "ALGORITHM",
+    "DERIVED_COMPONENTS", "ALGORITHM", "COVERED_BY", "is_covered", "ORIG_HEADERS",
 ]
 
 #: The one algorithm we accept (RFC 9421 §3.3.3, registered name).
@@ -39,8 +39,31 @@ ALGORITHM = "hmac-sha256"
 DERIVED_COMPONENTS = frozenset({"@method", "@authority", "@path", "@query", "@target-uri",
                                 "@scheme", "@request-target"})
 
+#: RFC 9421 §2.2.2 and §2.2.5: ``@target-uri`` is the whole target URI (scheme, authority,
+#: path and query) and ``@request-target`` is path plus query, so a signature that covers
+#: one of them covers those parts too (requests-http-signature signs ``@target-uri`` by
+#: default).
+COVERED_BY = {
+    "@scheme": ("@target-uri",),
+    "@authority": ("@target-uri",),
+    "@path": ("@target-uri", "@request-target"),
+    "@query": ("@target-uri", "@request-target"),
+}
+
+#: environ key where an outer layer keeps request headers it removed before us (e.g.
+#: token_auth removes ``Authorization``): ``{"HTTP_AUTHORIZATION": value}``, values plain
+#: strings or objects with ``reveal()``. A signature covers the request as the partner sent
+#: it, so the verifier reads these first.
+ORIG_HEADERS = "wsgisec.orig_headers"
+
 #: RFC 9530 §5: the algorithms we compute; others in a Content-Digest are ignored.
 DIGEST_ALGORITHMS = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
+
+
+def is_covered(name: str, covered) -> bool:
+    """Whether component ``name`` is covered by the set of component names ``covered``,
+    directly or through a component that contains it (:data:`COVERED_BY`)."""
+    return name in covered or any(whole in covered for whole in COVERED_BY.get(name, ()))
 
 
 class SignatureError(ValueError):
@@ -322,18 +345,27 @@ def environ_components(environ: dict) -> Component:
 
 
 class _HeaderView:
-    """Lower-case header names over a WSGI environ, without copying every header."""
+    """Lower-case header names over a WSGI environ, without copying every header.
 
-    __slots__ = ("environ",)
+    Headers an outer layer removed (kept under :data:`ORIG_HEADERS`) are seen as the
+    partner sent them.
+    """
+
+    __slots__ = ("environ", "original")
 
     def __init__(self, environ):
         self.environ = environ
+        self.original = environ.get(ORIG_HEADERS) or {}
 
     def __getitem__(self, name: str) -> str:
         key = name.upper().replace("-", "_")
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = "HTTP_" + key
-        value = self.environ.get(key)
+        value = self.original.get(key)
+        if value is not None:
+            value = value.reveal() if hasattr(value, "reveal") else value
+        else:
+            value = self.environ.get(key)
         if value is None or (key == "CONTENT_LENGTH" and value == ""):
             raise KeyError(name)
         # RFC 9421 §2.1: strip leading/trailing whitespace; WSGI servers already join

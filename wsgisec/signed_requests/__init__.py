@@ -15,9 +15,11 @@ must carry:
 * a ``Content-Digest`` (RFC 9530, sha-256 or sha-512) that matches the body, when the
   request has a body.
 
-Refusals are ``401`` problem responses whose ``reason`` member tells the partner what to
-fix, with an incident id and never the expected signature; each emits one event of the
-same name:
+Refusals are ``401`` problem responses whose ``reason`` member names the problem and whose
+``detail`` says what to fix where that is no secret (the component not covered, how far
+``created`` is from our clock, a used nonce, an unknown keyid), with an incident id and
+never the expected signature or the signature base; each emits one event of the same
+name:
 
 ==================== ==============================================================
 ``signature-missing`` no request token, no ``Signature``/``Signature-Input``, or the
@@ -33,11 +35,22 @@ same name:
                       request token, or a token of another client than the bearer token
 ==================== ==============================================================
 
+Components (RFC 9421 §2.2.2, §2.2.5): ``@target-uri`` covers ``@scheme``, ``@authority``,
+``@path`` and ``@query``; ``@request-target`` covers ``@path`` and ``@query``. Either
+satisfies those entries of ``required_components`` (requests-http-signature signs
+``@method @authority @target-uri`` by default). The scheme and authority are the ones
+the server reconstructs (RFC 9110 §7.1): behind a trusted TLS proxy, ``https``.
+
+The request as the partner sent it: a header a layer outside this one removed (token_auth
+removes ``Authorization``) is read from ``environ["wsgisec.orig_headers"]``, so a
+signature covering it still verifies; the app never sees it.
+
 Content-Digest is required only when the request has content (``Content-Length`` > 0 or
 a chunked body). RFC 9530 §2 defines the digest of empty content, but RFC 9421 §7.2.8
 asks for digests to protect *content*; a request without content has nothing to
 protect beyond the covered method, authority, path and query, and many RFC 9421 clients
-send no digest on a GET. A ``Content-Digest`` that is sent is always checked, covered or
+send no digest on a GET. When only ``wsgi.input_terminated`` says a length-less body may
+follow (waitress sets it on every request), the input is read (bounded) to find out. A ``Content-Digest`` that is sent is always checked, covered or
 not. The body is read (bounded by ``max_body_size``, 413 beyond) only when a digest must
 be checked, and stays readable for the app.
 
@@ -161,6 +174,15 @@ _PARAMS = frozenset({"created", "expires", "keyid", "nonce", "alg", "tag"})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
 _COMPONENT = re.compile(r"^(@[a-z-]+|[a-z0-9-]+)$")
 _NONCE = re.compile(r"^[\x21-\x7e]{8,128}$")
+#: What to fix when the signature base cannot be built (httpsig's fixed messages).
+_BASE_HINTS = {
+    "covered header field is missing": "A covered header field is not in the request: send it "
+                                       "or stop covering it.",
+    "component parameters are not supported": "Cover plain components, without parameters "
+                                              "such as ;sf or ;key.",
+    "unsupported derived component": "Cover only @method @authority @scheme @path @query "
+                                     "@target-uri @request-target and header fields.",
+}
 #: Marker inside the development key committed under examples/ (``wsgisec check`` warns).
 DEVELOPMENT_KEY_MARKER = "DEVELOPMENT-ONLY"
 
@@ -197,9 +219,14 @@ SETTINGS = {
 
 
 class _Reject(Exception):
-    def __init__(self, code: str, check: str, **detail):
+    """A refusal: ``code`` (the reason), the event ``detail``, and ``hint``, a fixed,
+    secret-free sentence for the partner saying what to fix (never a signature, a key
+    or the signature base)."""
+
+    def __init__(self, code: str, check: str, *, hint: str = "", **detail):
         super().__init__(code)
         self.code = code
+        self.hint = hint
         self.detail = dict(detail, check=check)
 
 
@@ -311,10 +338,7 @@ class SignedRequests(Layer):
             if "created" not in self.required_params:
                 found.append("created is not a required parameter: a signature never expires")
             missing = [name for name in ("@method", "@authority", "@path", "@query", "content-digest")
-                       if name not in self.required_components and not (
-                           name in ("@path", "@query") and ("@target-uri" in self.required_components
-                                                            or "@request-target" in self.required_components))
-                       and not (name == "@authority" and "@target-uri" in self.required_components)]
+                       if not httpsig.is_covered(name, self.required_components)]
             if missing:
                 found.append("required_components does not cover " + " ".join(missing)
                              + ": an attacker can change them without breaking the signature")
@@ -387,13 +411,15 @@ class SignedRequests(Layer):
             "signature required", code))]
         if code in (SIGNATURE_MISSING, SIGNATURE_INVALID):
             headers.append(("Accept-Signature", self._accept_signature))
-        return problem(environ, 401, REASONS[code], incident=incident, headers=headers,
+        detail = f"{REASONS[code]} {reject.hint}" if reject.hint else REASONS[code]
+        return problem(environ, 401, detail, incident=incident, headers=headers,
                        extra={"reason": code})
 
     def _verify(self, environ) -> dict:
         result = {}
         bearer_client = environ.get("wsgisec.client")
         bearer_client = bearer_client.get("id") if isinstance(bearer_client, dict) else bearer_client
+        header = self.request_token_header
 
         # 1. The request token: who we issued it to, unexpired, not revoked.
         claims = None
@@ -404,13 +430,16 @@ class SignedRequests(Layer):
             try:
                 claims = self.tokens.verify(token.strip())
             except RequestTokenError as error:
-                raise _Reject(error.code, "request-token", why=error.reason) from None
+                raise _Reject(error.code, "request-token", why=error.reason,
+                              hint=error.hint.replace("X-Request-Token", header)) from None
             if bearer_client and claims["client_id"] != bearer_client:
                 raise _Reject(UNKNOWN_KEY, "request-token", why="request token of another client",
-                              token_client=claims["client_id"])
+                              token_client=claims["client_id"],
+                              hint=f"The {header} belongs to another client than the access token.")
             result.update(client_id=claims["client_id"], token_id=claims["token_id"])
         elif self.require_request_token:
-            raise _Reject(SIGNATURE_MISSING, "request-token", why="request token missing")
+            raise _Reject(SIGNATURE_MISSING, "request-token", why="request token missing",
+                          hint=f"Send the request token you were issued in the {header} header.")
 
         if not self.require_signature:
             return result
@@ -418,72 +447,101 @@ class SignedRequests(Layer):
         signature_input = environ.get("HTTP_SIGNATURE_INPUT")
         signature_field = environ.get("HTTP_SIGNATURE")
         if not signature_input or not signature_field:
-            raise _Reject(SIGNATURE_MISSING, "signature", why="Signature or Signature-Input missing")
+            raise _Reject(SIGNATURE_MISSING, "signature", why="Signature or Signature-Input missing",
+                          hint="Send both Signature-Input and Signature (RFC 9421 §4).")
         try:
             inputs = httpsig.parse_dictionary(signature_input)
             signatures = httpsig.parse_dictionary(signature_field)
         except httpsig.SignatureError as error:
-            raise _Reject(SIGNATURE_INVALID, "signature", why=str(error)) from None
+            raise _Reject(SIGNATURE_INVALID, "signature", why=str(error),
+                          hint="Signature-Input and Signature must be RFC 8941 dictionaries "
+                               "(RFC 9421 §4.1, §4.2).") from None
         label = self.signature_label or next(iter(inputs), None)
         if label is None or label not in inputs:
-            raise _Reject(SIGNATURE_MISSING, "signature", why="no signature with the expected label")
+            raise _Reject(SIGNATURE_MISSING, "signature", why="no signature with the expected label",
+                          hint=f"Label the signature {label!r}." if self.signature_label else "")
         covered, params = inputs[label]
         signature = signatures.get(label, (None,))[0]
         if not isinstance(covered, list) or not isinstance(signature, bytes):
-            raise _Reject(SIGNATURE_INVALID, "signature", why="malformed signature entry")
+            raise _Reject(SIGNATURE_INVALID, "signature", why="malformed signature entry",
+                          hint="Signature-Input needs an inner list and Signature a byte sequence "
+                               "under the same label.")
         if params.get("alg", httpsig.ALGORITHM) != httpsig.ALGORITHM:
-            raise _Reject(SIGNATURE_INVALID, "signature", why="algorithm not hmac-sha256")
+            raise _Reject(SIGNATURE_INVALID, "signature", why="algorithm not hmac-sha256",
+                          hint="Sign with hmac-sha256 (RFC 9421 §3.3.3).")
         for name in self.required_params:
             if name not in params:
-                raise _Reject(SIGNATURE_INVALID, "signature", why=f"parameter {name} missing")
+                raise _Reject(SIGNATURE_INVALID, "signature", why=f"parameter {name} missing",
+                              hint=f"Add the {name} signature parameter (required: "
+                                   f"{' '.join(self.required_params)}).")
         keyid, created, expires, nonce = (params.get("keyid"), params.get("created"),
                                           params.get("expires"), params.get("nonce"))
         if not isinstance(keyid, str) or not 1 <= len(keyid) <= 128:
-            raise _Reject(SIGNATURE_INVALID, "signature", why="keyid is not a string")
+            raise _Reject(SIGNATURE_INVALID, "signature", why="keyid is not a string",
+                          hint="keyid must be the string you were issued.")
         if (created is not None and (isinstance(created, bool) or not isinstance(created, int))) or (
                 expires is not None and (isinstance(expires, bool) or not isinstance(expires, int))):
-            raise _Reject(SIGNATURE_INVALID, "signature", why="created/expires not integers")
+            raise _Reject(SIGNATURE_INVALID, "signature", why="created/expires not integers",
+                          hint="created and expires must be integer UNIX times (RFC 9421 §2.3).")
         if nonce is not None and (not isinstance(nonce, str) or not _NONCE.match(nonce)):
-            raise _Reject(SIGNATURE_INVALID, "signature", why="nonce malformed (8-128 characters)")
+            raise _Reject(SIGNATURE_INVALID, "signature", why="nonce malformed (8-128 characters)",
+                          hint="nonce must be a string of 8 to 128 printable characters.")
         names = {name for name, _ in covered if isinstance(name, str)}
-        body_follows = has_body(environ)
         for name in self._always:
-            if name not in names:
-                raise _Reject(SIGNATURE_INVALID, "signature", why=f"{name} not covered", keyid=keyid)
+            if not httpsig.is_covered(name, names):
+                also = httpsig.COVERED_BY.get(name)
+                raise _Reject(SIGNATURE_INVALID, "signature", why=f"{name} not covered", keyid=keyid,
+                              hint=f"The signature must cover {name}"
+                                   + (f" (or {' or '.join(also)})" if also else "") + ".")
+        body_follows = self._has_content(environ)
         if body_follows and self._digest_required and "content-digest" not in names:
-            raise _Reject(SIGNATURE_INVALID, "signature", why="content-digest not covered", keyid=keyid)
+            raise _Reject(SIGNATURE_INVALID, "signature", why="content-digest not covered", keyid=keyid,
+                          hint="A request with content must send Content-Digest (RFC 9530) and "
+                               "the signature must cover content-digest.")
 
         # 3. Time: RFC 9421 §7.2.4 (created/expires) and our replay window.
         now = self.clock()
         if created is not None and abs(now - created) > self.max_clock_skew:
+            skew = int(now - created)
+            where = f"{skew}s in the past" if skew > 0 else f"{-skew}s in the future"
             raise _Reject(EXPIRED, "signature", why="created outside max_clock_skew", keyid=keyid,
-                          skew=int(now - created))
+                          skew=skew, hint=f"created is {where}; at most {self.max_clock_skew}s is "
+                                          "accepted: sync your clock and sign just before sending.")
         if expires is not None and now > expires:
-            raise _Reject(EXPIRED, "signature", why="expires passed", keyid=keyid)
+            raise _Reject(EXPIRED, "signature", why="expires passed", keyid=keyid,
+                          hint=f"expires passed {int(now - expires)}s ago.")
 
         # 4. The key: known, live, and of the same client as the token / bearer token.
         record = self.store.get(SIGNING_KEYS, keyid)
         if record is None or (record.get("expires") is not None and now > record["expires"]):
-            raise _Reject(UNKNOWN_KEY, "signature", why="unknown or retired keyid", keyid=keyid)
+            raise _Reject(UNKNOWN_KEY, "signature", why="unknown or retired keyid", keyid=keyid,
+                          hint="The keyid is unknown or was retired: sign with your current "
+                               "signing key.")
         owner = record.get("client_id")
         if (claims is not None and owner != claims["client_id"]) or (bearer_client and owner != bearer_client):
-            raise _Reject(UNKNOWN_KEY, "signature", why="signing key of another client", keyid=keyid)
+            raise _Reject(UNKNOWN_KEY, "signature", why="signing key of another client", keyid=keyid,
+                          hint="The keyid is not a signing key of this client.")
         try:
             key = base64.b64decode(record["key"])
             base = httpsig.signature_base(httpsig.environ_components(environ), covered, params)
         except httpsig.SignatureError as error:
-            raise _Reject(SIGNATURE_INVALID, "signature", why=str(error), keyid=keyid) from None
+            raise _Reject(SIGNATURE_INVALID, "signature", why=str(error), keyid=keyid,
+                          hint=_BASE_HINTS.get(str(error), "")) from None
         except (KeyError, ValueError):
             raise _Reject(UNKNOWN_KEY, "signature", why="signing key record unusable", keyid=keyid) from None
         if not httpsig.verify_hmac_sha256(key, base, signature):
-            # Never log or return the expected value: it would be a valid signature.
-            raise _Reject(SIGNATURE_INVALID, "signature", why="signature does not verify", keyid=keyid)
+            # Never log or return the expected value or the base: it would be a valid
+            # signature (or let the partner grind one).
+            raise _Reject(SIGNATURE_INVALID, "signature", why="signature does not verify", keyid=keyid,
+                          hint="Sign the request exactly as it is sent (method, URL, covered "
+                               "headers) with the key issued for this keyid.")
 
         # 5. The content (RFC 9530): only read when a digest must or can be checked.
         digest_field = environ.get("HTTP_CONTENT_DIGEST")
         if digest_field is not None or (body_follows and self._digest_required):
             if digest_field is None:
-                raise _Reject(DIGEST_MISMATCH, "content-digest", why="Content-Digest missing", keyid=keyid)
+                raise _Reject(DIGEST_MISMATCH, "content-digest", why="Content-Digest missing", keyid=keyid,
+                              hint="Send Content-Digest (sha-256 or sha-512) with the content.")
             try:
                 body = read_body(environ, self.max_body_size)  # BodyTooLarge -> 413 in __call__
             except ValueError:
@@ -505,6 +563,21 @@ class SignedRequests(Layer):
         result.update(keyid=keyid, label=label)
         result.setdefault("client_id", owner)
         return result
+
+    def _has_content(self, environ) -> bool:
+        """Whether the request has content the digest rule protects (RFC 9112 §6.3).
+
+        :func:`wsgisec.wsgi.has_body` decides from the headers. When only
+        ``wsgi.input_terminated`` says there may be a body (waitress sets it on every
+        request, a GET too; gunicorn on length-less ones), the input is read (bounded,
+        cached for the app): a length-less body with bytes in it needs its digest, an
+        empty one has nothing to protect.
+        """
+        if not has_body(environ):
+            return False
+        if (environ.get("CONTENT_LENGTH") or "").strip() or environ.get("HTTP_TRANSFER_ENCODING"):
+            return True
+        return bool(read_body(environ, self.max_body_size))  # BodyTooLarge -> 413 in __call__
 
 
 # -- signing keys (operator side) -------------------------------------------------------

@@ -44,12 +44,26 @@ _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 
 
 class RequestTokenError(Exception):
-    """A request token was refused; ``code`` is the reason code sent to the partner."""
+    """A request token was refused; ``code`` is the reason code sent to the partner,
+    ``reason`` the event's text and ``hint`` what the partner can do (no secret)."""
 
-    def __init__(self, code: str, reason: str):
+    def __init__(self, code: str, reason: str, hint: str = ""):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.hint = hint or _HINTS.get(reason, "")
+
+
+_NEW_TOKEN = "ask the operator for a new request token."
+_HINTS = {
+    "malformed request token": "Send the request token exactly as issued in the X-Request-Token header.",
+    "request token signature invalid": "The X-Request-Token was not issued by this API (or its key "
+                                       "was dropped): " + _NEW_TOKEN,
+    "request token payload invalid": "The X-Request-Token was not issued by this API: " + _NEW_TOKEN,
+    "request token expired": "The X-Request-Token is older than its maximum age: " + _NEW_TOKEN,
+    "request token issued in the future": "The X-Request-Token is dated in the future: " + _NEW_TOKEN,
+    "request token revoked": "The X-Request-Token was revoked: " + _NEW_TOKEN,
+}
 
 
 def key_id(key: bytes | str) -> str:
