@@ -8,8 +8,9 @@ signed_requests layer and works on that layer's store and keys.
     Issue a request token for client ID (printed once; the partner sends it in
     ``X-Request-Token``). Shows its token id (for revocation) and expiry.
 ``wsgisec client signing-key ID [--grace 1d] [--json]``
-    Issue an ``hmac-sha256`` signing key for client ID: prints the keyid and the base64
-    key once. The client's older keys stay valid for ``--grace`` (``0`` retires them at
+    Issue an ``hmac-sha256`` signing key for client ID: prints the keyid and the key once,
+    as base64 of the raw HMAC key (a third-party RFC 9421 client wants the decoded bytes;
+    ``wsgisec.partner`` takes the base64 text). The client's older keys stay valid for ``--grace`` (``0`` retires them at
     once), so the partner can switch without downtime.
 ``wsgisec client revoke-request-token TOKEN_ID``
     Refuse that request token from now on, on every worker.
@@ -25,6 +26,8 @@ import time
 from ..cli import CLI, EXIT_OK, duration_argument, fail, find_layer_or_exit, print_json
 
 CLIENTS = "clients"
+#: How the signing key is printed (the same words in the text and the JSON output).
+KEY_ENCODING = "base64 of the raw HMAC key"
 
 
 def register(cli) -> None:
@@ -96,12 +99,14 @@ def _signing_key(args) -> int:
         return fail(problem)
     issued = layer.issue_signing_key(args.id, grace=args.grace)
     if args.json:
-        print_json(dict(issued, older_keys_valid_for=args.grace))
+        print_json(dict(issued, key_encoding=KEY_ENCODING, older_keys_valid_for=args.grace))
         return EXIT_OK
     print(f"client:      {args.id}")
     print(f"algorithm:   {issued['algorithm']}")
     print(f"keyid:       {issued['keyid']}")
-    print(f"key:         {issued['key']}   (base64)")
+    print(f"key:         {issued['key']}")
+    print(f"             ({KEY_ENCODING}: decode it for an RFC 9421 library, e.g. "
+          "base64.b64decode(key))")
     if args.grace:
         print(f"older keys of this client stay valid for {args.grace}s")
     else:

@@ -94,7 +94,8 @@ class RequestTokens:
 
     def issue(self, client_id: str) -> tuple[str, dict]:
         """A new token for ``client_id`` and its (non-secret) record."""
-        record = {"client_id": client_id, "token_id": secrets.token_urlsafe(12),
+        # "r_" first: an id never begins with "-", which a CLI would take for an option.
+        record = {"client_id": client_id, "token_id": "r_" + secrets.token_urlsafe(12),
                   "key_id": self.key_ids[-1], "issued": int(self.clock()),
                   "expires": int(self.clock()) + self.max_age}
         token = self._serializer.dumps({"c": client_id, "k": record["key_id"], "j": record["token_id"]})
