@@ -78,3 +78,46 @@ def test_a_signature_over_another_target_uri_is_refused_by_the_flagship(flagship
         request.url = flagship.url + "/api/items?q=Gad"  # sent elsewhere than signed
         response = session.send(request, timeout=10)
     assert response.status_code == 401 and response.json()["reason"] == "signature-invalid"
+
+
+# -- wsgisec.partner.PartnerAuth against the same served flagship --------------------------------
+
+def partner_auth(flagship, partner, base, **kw):
+    from wsgisec.partner import PartnerAuth
+
+    return PartnerAuth(base, client_id=partner["client_id"], client_secret=partner["client_secret"],
+                       request_token=partner["request_token"], keyid=partner["keyid"],
+                       signing_key=partner["signing_key"], scope="items:read", **kw)
+
+
+def test_partner_auth_surfaces_the_servers_refusal(flagship):
+    """Plain HTTP without the proxy: the https layer refuses the token request with 403."""
+    import pytest
+
+    from wsgisec.partner import TokenError
+
+    partner = flagship.partner()
+    base = f"http://127.0.0.1:{flagship.port}"
+    with pytest.raises(TokenError) as raised:
+        requests.get(base + "/api/items", auth=partner_auth(flagship, partner, base), timeout=10)
+    error = raised.value
+    assert error.status == 403 and "(HTTP 403)" in str(error)
+    # The https layer's problem document has no OAuth code; its detail is what to fix.
+    assert "HTTPS" in error.error_description and error.error_description in str(error)
+    assert partner["client_secret"] not in str(error)
+
+
+def test_partner_auth_with_extra_headers_for_a_local_tls_proxy(flagship):
+    partner = flagship.partner()
+    base = f"http://127.0.0.1:{flagship.port}"
+    auth = partner_auth(flagship, partner, base, headers={"X-Forwarded-Proto": "https"})
+    response = requests.get(base + "/api/items?q=Wid", auth=auth, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def test_partner_auth_with_a_session_that_reaches_the_proxy(flagship):
+    partner = flagship.partner()
+    with flagship.session() as session:
+        auth = partner_auth(flagship, partner, flagship.url, session=session)
+        response = session.get(flagship.url + "/api/items?q=Wid", auth=auth, timeout=10)
+    assert response.status_code == 200, response.text
