@@ -13,7 +13,7 @@ import hashlib
 import re
 import secrets
 
-__all__ = ["TOKENS", "SIGNING_KEYS", "CLIENT_CREDENTIALS", "new_token", "digest", "bearer_token", "revoke_token"]
+__all__ = ["TOKENS", "SIGNING_KEYS", "REQUEST_TOKENS", "CLIENT_CREDENTIALS", "new_token", "digest", "bearer_token", "revoke_token"]
 
 #: Store namespace of access and refresh tokens, keyed by :func:`digest`.
 TOKENS = "tokens"
@@ -21,9 +21,13 @@ TOKENS = "tokens"
 #: Store namespace of partners' RFC 9421 signing keys (signed_requests), keyed by keyid.
 SIGNING_KEYS = "signing_keys"
 
+#: Store namespace of the request tokens signed_requests issued, keyed by token id: a
+#: request token verifies only while its record is here (issue 11).
+REQUEST_TOKENS = "request_tokens"
+
 #: Namespaces whose records are tagged ``client:<id>``: everything that lets a client in.
 #: Disabling a client deletes its records in each of them at once.
-CLIENT_CREDENTIALS = (TOKENS, SIGNING_KEYS)
+CLIENT_CREDENTIALS = (TOKENS, SIGNING_KEYS, REQUEST_TOKENS)
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)

@@ -367,6 +367,13 @@ class SignedRequests(Layer):
             raise ConfigurationError("secret_keys is not set: there are no request tokens to revoke")
         self.tokens.revoke(token_id)
 
+    def revoke_request_tokens_of(self, client_id: str) -> int:
+        """Refuse every request token of ``client_id`` issued until now, listed or minted
+        offline (raises the client's issued-at floor); returns how many were listed."""
+        if self.tokens is None:
+            raise ConfigurationError("secret_keys is not set: there are no request tokens to revoke")
+        return self.tokens.revoke_client(client_id)
+
     def issue_signing_key(self, client_id: str, *, grace: int = 86400) -> dict:
         return issue_signing_key(self.store, client_id, grace=grace, clock=self.clock)
 
