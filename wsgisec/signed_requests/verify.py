@@ -99,153 +99,171 @@ class RequestVerifier:
         May raise :class:`~wsgisec.store.StoreUnavailable` and
         :class:`~wsgisec.wsgi.BodyTooLarge` (the layer answers 503 and 413).
         """
-        result = {}
-        bearer_client = environ.get("wsgisec.client")
-        bearer_client = bearer_client.get("id") if isinstance(bearer_client, dict) else bearer_client
-        header = self.request_token_header
-
-        # 1. The request token: who we issued it to, unexpired, not revoked.
-        claims = None
-        token = environ.get(self.token_key)
-        if token:
-            if self.tokens is None:
-                raise Reject(SIGNATURE_INVALID, "request-token", why="no secret_keys to verify tokens")
-            try:
-                claims = self.tokens.verify(token.strip())
-            except RequestTokenError as error:
-                raise Reject(error.code, "request-token", why=error.reason,
-                              hint=error.hint.replace("X-Request-Token", header)) from None
-            if bearer_client and claims["client_id"] != bearer_client:
-                raise Reject(UNKNOWN_KEY, "request-token", why="request token of another client",
-                              token_client=claims["client_id"],
-                              hint=f"The {header} belongs to another client than the access token.")
-            result.update(client_id=claims["client_id"], token_id=claims["token_id"])
-        elif self.require_request_token:
-            raise Reject(SIGNATURE_MISSING, "request-token", why="request token missing",
-                          hint=f"Send the request token you were issued in the {header} header.")
-
+        bearer = environ.get("wsgisec.client")
+        bearer = bearer.get("id") if isinstance(bearer, dict) else bearer
+        claims = self._request_token(environ, bearer)  # 1. who we issued a token to
+        result = {} if claims is None else {"client_id": claims["client_id"], "token_id": claims["token_id"]}
         if not self.require_signature:
             return result
-        # 2. The signature (RFC 9421 §3.2 verification steps).
-        signature_input = environ.get("HTTP_SIGNATURE_INPUT")
-        signature_field = environ.get("HTTP_SIGNATURE")
-        if not signature_input or not signature_field:
-            raise Reject(SIGNATURE_MISSING, "signature", why="Signature or Signature-Input missing",
-                          hint="Send both Signature-Input and Signature (RFC 9421 §4).")
-        try:
-            inputs = httpsig.parse_dictionary(signature_input)
-            signatures = httpsig.parse_dictionary(signature_field)
-        except httpsig.SignatureError as error:
-            raise Reject(SIGNATURE_INVALID, "signature", why=str(error),
-                          hint="Signature-Input and Signature must be RFC 8941 dictionaries "
-                               "(RFC 9421 §4.1, §4.2).") from None
-        label = self.signature_label or next(iter(inputs), None)
-        if label is None or label not in inputs:
-            raise Reject(SIGNATURE_MISSING, "signature", why="no signature with the expected label",
-                          hint=f"Label the signature {label!r}." if self.signature_label else "")
-        covered, params = inputs[label]
-        signature = signatures.get(label, (None,))[0]
-        if not isinstance(covered, list) or not isinstance(signature, bytes):
-            raise Reject(SIGNATURE_INVALID, "signature", why="malformed signature entry",
-                          hint="Signature-Input needs an inner list and Signature a byte sequence "
-                               "under the same label.")
-        if params.get("alg", httpsig.ALGORITHM) != httpsig.ALGORITHM:
-            raise Reject(SIGNATURE_INVALID, "signature", why="algorithm not hmac-sha256",
-                          hint="Sign with hmac-sha256 (RFC 9421 §3.3.3).")
-        for name in self.required_params:
-            if name not in params:
-                raise Reject(SIGNATURE_INVALID, "signature", why=f"parameter {name} missing",
-                              hint=f"Add the {name} signature parameter (required: "
-                                   f"{' '.join(self.required_params)}).")
-        keyid, created, expires, nonce = (params.get("keyid"), params.get("created"),
-                                          params.get("expires"), params.get("nonce"))
-        if not isinstance(keyid, str) or not 1 <= len(keyid) <= 128:
-            raise Reject(SIGNATURE_INVALID, "signature", why="keyid is not a string",
-                          hint="keyid must be the string you were issued.")
-        if (created is not None and (isinstance(created, bool) or not isinstance(created, int))) or (
-                expires is not None and (isinstance(expires, bool) or not isinstance(expires, int))):
-            raise Reject(SIGNATURE_INVALID, "signature", why="created/expires not integers",
-                          hint="created and expires must be integer UNIX times (RFC 9421 §2.3).")
-        if nonce is not None and (not isinstance(nonce, str) or not _NONCE.match(nonce)):
-            raise Reject(SIGNATURE_INVALID, "signature", why="nonce malformed (8-128 characters)",
-                          hint="nonce must be a string of 8 to 128 printable characters.")
-        names = {name for name, _ in covered if isinstance(name, str)}
-        for name in self._always:
-            if not httpsig.is_covered(name, names):
-                also = httpsig.COVERED_BY.get(name)
-                raise Reject(SIGNATURE_INVALID, "signature", why=f"{name} not covered", keyid=keyid,
-                              hint=f"The signature must cover {name}"
-                                   + (f" (or {' or '.join(also)})" if also else "") + ".")
-        body_follows = self.has_content(environ)
-        if body_follows and self._digest_required and "content-digest" not in names:
-            raise Reject(SIGNATURE_INVALID, "signature", why="content-digest not covered", keyid=keyid,
-                          hint="A request with content must send Content-Digest (RFC 9530) and "
-                               "the signature must cover content-digest.")
-
-        # 3. Time: RFC 9421 §7.2.4 (created/expires) and our replay window.
+        label, covered, params, signature = self._signature_input(environ)  # 2. RFC 9421 §3.2
+        keyid, nonce = params["keyid"], params.get("nonce")
+        has_content = self._covered(environ, covered, keyid)
         now = self.clock()
-        if created is not None and abs(now - created) > self.max_clock_skew:
-            skew = int(now - created)
-            where = f"{skew}s in the past" if skew > 0 else f"{-skew}s in the future"
-            raise Reject(EXPIRED, "signature", why="created outside max_clock_skew", keyid=keyid,
-                          skew=skew, hint=f"created is {where}; at most {self.max_clock_skew}s is "
-                                          "accepted: sync your clock and sign just before sending.")
-        if expires is not None and now > expires:
-            raise Reject(EXPIRED, "signature", why="expires passed", keyid=keyid,
-                          hint=f"expires passed {int(now - expires)}s ago.")
-
-        # 4. The key: known, live, and of the same client as the token / bearer token.
-        record = self.store.get(SIGNING_KEYS, keyid)
-        if record is None or (record.get("expires") is not None and now > record["expires"]):
-            raise Reject(UNKNOWN_KEY, "signature", why="unknown or retired keyid", keyid=keyid,
-                          hint="The keyid is unknown or was retired: sign with your current "
-                               "signing key.")
-        owner = record.get("client_id")
-        if (claims is not None and owner != claims["client_id"]) or (bearer_client and owner != bearer_client):
-            raise Reject(UNKNOWN_KEY, "signature", why="signing key of another client", keyid=keyid,
-                          hint="The keyid is not a signing key of this client.")
+        self._time(params, now, keyid)  # 3. created/expires
+        owner, key = self._key(keyid, now, claims, bearer)  # 4. the client's live key
         try:
-            key = base64.b64decode(record["key"])
             base = httpsig.signature_base(httpsig.environ_components(environ), covered, params)
         except httpsig.SignatureError as error:
             raise Reject(SIGNATURE_INVALID, "signature", why=str(error), keyid=keyid,
-                          hint=_BASE_HINTS.get(str(error), "")) from None
-        except (KeyError, ValueError):
-            raise Reject(UNKNOWN_KEY, "signature", why="signing key record unusable", keyid=keyid) from None
+                         hint=_BASE_HINTS.get(str(error), "")) from None
         if not httpsig.verify_hmac_sha256(key, base, signature):
             # Never log or return the expected value or the base: it would be a valid
             # signature (or let the partner grind one).
             raise Reject(SIGNATURE_INVALID, "signature", why="signature does not verify", keyid=keyid,
-                          hint="Sign the request exactly as it is sent (method, URL, covered "
-                               "headers) with the key issued for this keyid.")
-
-        # 5. The content (RFC 9530): only read when a digest must or can be checked.
-        digest_field = environ.get("HTTP_CONTENT_DIGEST")
-        if digest_field is not None or (body_follows and self._digest_required):
-            if digest_field is None:
-                raise Reject(DIGEST_MISMATCH, "content-digest", why="Content-Digest missing", keyid=keyid,
-                              hint="Send Content-Digest (sha-256 or sha-512) with the content.")
-            try:
-                body = read_body(environ, self.max_body_size)  # BodyTooLarge -> 413 in __call__
-            except ValueError:
-                raise Reject(DIGEST_MISMATCH, "content-digest", why="invalid Content-Length", keyid=keyid) from None
-            try:
-                matches = httpsig.check_content_digest(digest_field, body)
-            except httpsig.SignatureError:
-                matches = False
-            if not matches:
-                raise Reject(DIGEST_MISMATCH, "content-digest", why="body does not match Content-Digest",
-                              keyid=keyid)
-
+                         hint="Sign the request exactly as it is sent (method, URL, covered "
+                              "headers) with the key issued for this keyid.")
+        self._content(environ, has_content, keyid)  # 5. RFC 9530
         # 6. Replay: the nonce is consumed last, once everything else verified.
         if nonce is not None:
             key_name = hashlib.sha256(f"{keyid}\0{nonce}".encode()).hexdigest()
             if not self.store.add(NONCES, key_name, {"keyid": keyid}, ttl=2 * self.max_clock_skew + 1):
                 raise Reject(REPLAYED, "signature", why="nonce already used", keyid=keyid)
-
         result.update(keyid=keyid, label=label)
         result.setdefault("client_id", owner)
         return result
+
+    def _request_token(self, environ, bearer) -> dict | None:
+        """The claims of a valid request token of the bearer token's client, or None."""
+        header = self.request_token_header
+        token = environ.get(self.token_key)
+        if not token:
+            if self.require_request_token:
+                raise Reject(SIGNATURE_MISSING, "request-token", why="request token missing",
+                             hint=f"Send the request token you were issued in the {header} header.")
+            return None
+        if self.tokens is None:
+            raise Reject(SIGNATURE_INVALID, "request-token", why="no secret_keys to verify tokens")
+        try:
+            claims = self.tokens.verify(token.strip())
+        except RequestTokenError as error:
+            raise Reject(error.code, "request-token", why=error.reason,
+                         hint=error.hint.replace("X-Request-Token", header)) from None
+        if bearer and claims["client_id"] != bearer:
+            raise Reject(UNKNOWN_KEY, "request-token", why="request token of another client",
+                         token_client=claims["client_id"],
+                         hint=f"The {header} belongs to another client than the access token.")
+        return claims
+
+    def _signature_input(self, environ):
+        """``(label, covered, params, signature)`` of the signature to verify, well formed."""
+        signature_input = environ.get("HTTP_SIGNATURE_INPUT")
+        signature_field = environ.get("HTTP_SIGNATURE")
+        if not signature_input or not signature_field:
+            raise Reject(SIGNATURE_MISSING, "signature", why="Signature or Signature-Input missing",
+                         hint="Send both Signature-Input and Signature (RFC 9421 §4).")
+        try:
+            inputs = httpsig.parse_dictionary(signature_input)
+            signatures = httpsig.parse_dictionary(signature_field)
+        except httpsig.SignatureError as error:
+            raise Reject(SIGNATURE_INVALID, "signature", why=str(error),
+                         hint="Signature-Input and Signature must be RFC 8941 dictionaries "
+                              "(RFC 9421 §4.1, §4.2).") from None
+        label = self.signature_label or next(iter(inputs), None)
+        if label is None or label not in inputs:
+            raise Reject(SIGNATURE_MISSING, "signature", why="no signature with the expected label",
+                         hint=f"Label the signature {label!r}." if self.signature_label else "")
+        covered, params = inputs[label]
+        signature = signatures.get(label, (None,))[0]
+        if not isinstance(covered, list) or not isinstance(signature, bytes):
+            raise Reject(SIGNATURE_INVALID, "signature", why="malformed signature entry",
+                         hint="Signature-Input needs an inner list and Signature a byte sequence "
+                              "under the same label.")
+        if params.get("alg", httpsig.ALGORITHM) != httpsig.ALGORITHM:
+            raise Reject(SIGNATURE_INVALID, "signature", why="algorithm not hmac-sha256",
+                         hint="Sign with hmac-sha256 (RFC 9421 §3.3.3).")
+        for name in self.required_params:
+            if name not in params:
+                raise Reject(SIGNATURE_INVALID, "signature", why=f"parameter {name} missing",
+                             hint=f"Add the {name} signature parameter (required: "
+                                  f"{' '.join(self.required_params)}).")
+        keyid, nonce = params.get("keyid"), params.get("nonce")
+        if not isinstance(keyid, str) or not 1 <= len(keyid) <= 128:
+            raise Reject(SIGNATURE_INVALID, "signature", why="keyid is not a string",
+                         hint="keyid must be the string you were issued.")
+        if any(params.get(name) is not None and (isinstance(params[name], bool) or not isinstance(params[name], int))
+               for name in ("created", "expires")):
+            raise Reject(SIGNATURE_INVALID, "signature", why="created/expires not integers",
+                         hint="created and expires must be integer UNIX times (RFC 9421 §2.3).")
+        if nonce is not None and (not isinstance(nonce, str) or not _NONCE.match(nonce)):
+            raise Reject(SIGNATURE_INVALID, "signature", why="nonce malformed (8-128 characters)",
+                         hint="nonce must be a string of 8 to 128 printable characters.")
+        return label, covered, params, signature
+
+    def _covered(self, environ, covered, keyid) -> bool:
+        """Refuse a signature that leaves a required component out; True if the request
+        has content (then content-digest must be covered)."""
+        names = {name for name, _ in covered if isinstance(name, str)}
+        for name in self._always:
+            if not httpsig.is_covered(name, names):
+                also = httpsig.COVERED_BY.get(name)
+                raise Reject(SIGNATURE_INVALID, "signature", why=f"{name} not covered", keyid=keyid,
+                             hint=f"The signature must cover {name}"
+                                  + (f" (or {' or '.join(also)})" if also else "") + ".")
+        has_content = self.has_content(environ)
+        if has_content and self._digest_required and "content-digest" not in names:
+            raise Reject(SIGNATURE_INVALID, "signature", why="content-digest not covered", keyid=keyid,
+                         hint="A request with content must send Content-Digest (RFC 9530) and "
+                              "the signature must cover content-digest.")
+        return has_content
+
+    def _time(self, params, now, keyid) -> None:
+        """RFC 9421 §7.2.4 (created/expires) and our replay window."""
+        created, expires = params.get("created"), params.get("expires")
+        if created is not None and abs(now - created) > self.max_clock_skew:
+            skew = int(now - created)
+            where = f"{skew}s in the past" if skew > 0 else f"{-skew}s in the future"
+            raise Reject(EXPIRED, "signature", why="created outside max_clock_skew", keyid=keyid,
+                         skew=skew, hint=f"created is {where}; at most {self.max_clock_skew}s is "
+                                         "accepted: sync your clock and sign just before sending.")
+        if expires is not None and now > expires:
+            raise Reject(EXPIRED, "signature", why="expires passed", keyid=keyid,
+                         hint=f"expires passed {int(now - expires)}s ago.")
+
+    def _key(self, keyid, now, claims, bearer) -> tuple[str, bytes]:
+        """``(owner, key bytes)`` of a live key of the token's and bearer token's client."""
+        record = self.store.get(SIGNING_KEYS, keyid)
+        if record is None or (record.get("expires") is not None and now > record["expires"]):
+            raise Reject(UNKNOWN_KEY, "signature", why="unknown or retired keyid", keyid=keyid,
+                         hint="The keyid is unknown or was retired: sign with your current "
+                              "signing key.")
+        owner = record.get("client_id")
+        if (claims is not None and owner != claims["client_id"]) or (bearer and owner != bearer):
+            raise Reject(UNKNOWN_KEY, "signature", why="signing key of another client", keyid=keyid,
+                         hint="The keyid is not a signing key of this client.")
+        try:
+            return owner, base64.b64decode(record["key"])
+        except (KeyError, ValueError):
+            raise Reject(UNKNOWN_KEY, "signature", why="signing key record unusable", keyid=keyid) from None
+
+    def _content(self, environ, has_content, keyid) -> None:
+        """RFC 9530: a sent Content-Digest is always checked; one is required with content."""
+        digest_field = environ.get("HTTP_CONTENT_DIGEST")
+        if digest_field is None and not (has_content and self._digest_required):
+            return
+        if digest_field is None:
+            raise Reject(DIGEST_MISMATCH, "content-digest", why="Content-Digest missing", keyid=keyid,
+                         hint="Send Content-Digest (sha-256 or sha-512) with the content.")
+        try:
+            body = read_body(environ, self.max_body_size)  # BodyTooLarge -> 413 in the layer
+        except ValueError:
+            raise Reject(DIGEST_MISMATCH, "content-digest", why="invalid Content-Length", keyid=keyid) from None
+        try:
+            matches = httpsig.check_content_digest(digest_field, body)
+        except httpsig.SignatureError:
+            matches = False
+        if not matches:
+            raise Reject(DIGEST_MISMATCH, "content-digest", why="body does not match Content-Digest",
+                         keyid=keyid)
 
     def has_content(self, environ) -> bool:
         """Whether the request has content the digest rule protects (RFC 9112 §6.3).
@@ -260,4 +278,4 @@ class RequestVerifier:
             return False
         if (environ.get("CONTENT_LENGTH") or "").strip() or environ.get("HTTP_TRANSFER_ENCODING"):
             return True
-        return bool(read_body(environ, self.max_body_size))  # BodyTooLarge -> 413 in __call__
+        return bool(read_body(environ, self.max_body_size))  # BodyTooLarge -> 413 in the layer
