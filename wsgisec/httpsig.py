@@ -8,7 +8,11 @@ to sign them:
 * :func:`signature_base`: RFC 9421 §2.5 from a WSGI environ (server) or from method, URL
   and headers (client), for the derived components ``@method``, ``@authority``,
   ``@path``, ``@query``, ``@target-uri``, ``@scheme``, ``@request-target`` (§2.2) and
-  plain header fields such as ``content-digest`` (§2.1);
+  plain header fields such as ``content-digest`` (§2.1); headers an outer layer removed
+  are read from :data:`ORIG_HEADERS`, as the partner sent them;
+* :func:`is_covered`: whether a component is covered, directly or through one that
+  contains it (``@target-uri`` covers ``@scheme @authority @path @query``,
+  ``@request-target`` covers ``@path @query``: :data:`COVERED_BY`);
 * :func:`hmac_sha256` / :func:`verify_hmac_sha256`: RFC 9421 §3.3.3;
 * :func:`content_digest` / :func:`check_content_digest`: RFC 9530 ``sha-256`` and
   ``sha-512``.

@@ -32,7 +32,9 @@ name:
                       ``expires`` passed, or a request token older than its max age
 ``replayed``          the (keyid, nonce) pair was already seen within the window
 ``unknown-key``       unknown or retired ``keyid``, a key of another client, a revoked
-                      request token, or a token of another client than the bearer token
+                      request token, one the store has no record of (minted offline)
+                      or issued before the client's tokens were all revoked, or a
+                      token of another client than the bearer token
 ==================== ==============================================================
 
 Components (RFC 9421 §2.2.2, §2.2.5): ``@target-uri`` covers ``@scheme``, ``@authority``,
@@ -50,8 +52,8 @@ a chunked body). RFC 9530 §2 defines the digest of empty content, but RFC 9421 
 asks for digests to protect *content*; a request without content has nothing to
 protect beyond the covered method, authority, path and query, and many RFC 9421 clients
 send no digest on a GET. When only ``wsgi.input_terminated`` says a length-less body may
-follow (waitress sets it on every request), the input is read (bounded) to find out. A ``Content-Digest`` that is sent is always checked, covered or
-not. The body is read (bounded by ``max_body_size``, 413 beyond) only when a digest must
+follow (waitress sets it on every request), the input is read (bounded) to find out.
+A ``Content-Digest`` that is sent is always checked, covered or not. The body is read (bounded by ``max_body_size``, 413 beyond) only when a digest must
 be checked, and stays readable for the app.
 
 Replay: the window is ``created`` +/- ``max_clock_skew``; each (keyid, nonce) is added
