@@ -53,8 +53,9 @@ asks for digests to protect *content*; a request without content has nothing to
 protect beyond the covered method, authority, path and query, and many RFC 9421 clients
 send no digest on a GET. When only ``wsgi.input_terminated`` says a length-less body may
 follow (waitress sets it on every request), the input is read (bounded) to find out.
-A ``Content-Digest`` that is sent is always checked, covered or not. The body is read (bounded by ``max_body_size``, 413 beyond) only when a digest must
-be checked, and stays readable for the app.
+A ``Content-Digest`` that is sent is always checked, covered or not. The body is read
+(bounded by ``max_body_size``, 413 beyond) only when a digest must be checked, and stays
+readable for the app.
 
 Replay: the window is ``created`` +/- ``max_clock_skew``; each (keyid, nonce) is added
 to the store with ``add`` (atomic across workers: SQLite ``INSERT`` / Redis ``SET NX``)
