@@ -128,6 +128,55 @@ def test_wrong_client_secret_raises_token_error(served):
     with pytest.raises(TokenError) as error:
         requests.get(base + "/items", auth=auth, timeout=10)
     assert error.value.error == "invalid_client"
+    # The server's own words and status reach the partner (issue 10), never the secret.
+    assert error.value.status == 401 and error.value.error_description
+    assert "invalid_client" in str(error.value) and error.value.error_description in str(error.value)
+    assert "(HTTP 401)" in str(error.value) and "wrong-" not in str(error.value)
+
+
+@pytest.mark.parametrize("status, document, error, description", [
+    pytest.param(400, {"error": "invalid_scope", "error_description": "scope x is not granted"},
+                 "invalid_scope", "scope x is not granted", id="oauth-error"),
+    pytest.param(403, {"type": "about:blank", "status": 403, "detail": "Use HTTPS.", "reason": "plaintext"},
+                 "plaintext", "Use HTTPS.", id="problem-document"),
+    pytest.param(502, {}, "invalid_response", None, id="not-json"),
+    pytest.param(500, ["a", "list"], "invalid_response", None, id="not-an-object"),
+    pytest.param(400, {"error": "x" * 500, "error_description": "d" * 1000}, "x" * 100, "d" * 300,
+                 id="bounded"),
+])
+def test_token_error_from_any_answer(status, document, error, description):
+    raised = TokenError.from_response(status, document)
+    assert (raised.error, raised.error_description, raised.status) == (error, description, status)
+    assert str(raised).endswith(f"(HTTP {status})")
+
+
+def test_extra_headers_reach_the_token_endpoint_and_every_request(served):
+    base, (_, _, _, client) = served
+    seen = []
+
+    class Recording(requests.Session):
+        def send(self, request, **kw):
+            seen.append(request.headers.get("X-Forwarded-Proto"))
+            return super().send(request, **kw)
+
+    with Recording() as session:
+        auth = PartnerAuth(base, session=session, headers={"X-Forwarded-Proto": "https"}, **client)
+        response = session.get(base + "/items", auth=auth, timeout=10)
+    assert response.status_code == 200, response.text
+    assert seen == ["https", "https"]  # the token request, then the API call
+
+
+def test_importing_the_partner_sdk_loads_no_server_dependency():
+    """Partners install wsgisec[partner] only (issue 9): no webob, passlib, argon2, ..."""
+    import subprocess
+    import sys
+
+    heavy = ("webob", "passlib", "argon2", "fastjsonschema", "paste.deploy")  # "paste" alone: a .pth namespace
+    code = ("import sys, wsgisec.partner; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
 
 
 def test_request_token_of_another_client_is_refused(served):

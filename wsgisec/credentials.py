@@ -48,8 +48,8 @@ from . import events
 from .store import StoreUnavailable
 from .wsgi import BodyTooLarge, has_body, read_body
 
-__all__ = ["TOKENS", "SIGNING_KEYS", "CLIENTS", "CLIENT_CREDENTIALS", "new_token", "new_id", "digest",
-           "bearer_token", "revoke_token", "family_tag", "valid_client_id", "exposed_credentials",
+__all__ = ["TOKENS", "SIGNING_KEYS", "REQUEST_TOKENS", "CLIENTS", "CLIENT_CREDENTIALS", "new_token", "new_id",
+           "digest", "bearer_token", "revoke_token", "family_tag", "valid_client_id", "exposed_credentials",
            "plaintext_refusal", "Exposure", "CREDENTIALS_OVER_PLAINTEXT", "PLAINTEXT_SEEN",
            "CREDENTIAL_PARAMS", "DEFAULT_CREDENTIAL_HEADERS"]
 
@@ -63,9 +63,13 @@ CLIENTS = "clients"
 #: Store namespace of partners' RFC 9421 signing keys (signed_requests), keyed by keyid.
 SIGNING_KEYS = "signing_keys"
 
+#: Store namespace of the request tokens signed_requests issued, keyed by token id: a
+#: request token verifies only while its record is here (issue 11).
+REQUEST_TOKENS = "request_tokens"
+
 #: Namespaces whose records are tagged ``client:<id>``: everything that lets a client in.
 #: Disabling a client deletes its records in each of them at once.
-CLIENT_CREDENTIALS = (TOKENS, SIGNING_KEYS)
+CLIENT_CREDENTIALS = (TOKENS, SIGNING_KEYS, REQUEST_TOKENS)
 
 #: Event kind (and the ``reason`` a refused caller sees).
 CREDENTIALS_OVER_PLAINTEXT = "credentials-over-plaintext"

@@ -4,11 +4,17 @@ The small, strict subset a server needs to verify partner requests, and a client
 to sign them:
 
 * :func:`parse_dictionary` / :func:`serialize_inner_list`: RFC 8941 structured fields, as
-  used by ``Signature-Input``, ``Signature``, ``Accept-Signature`` and ``Content-Digest``;
+  used by ``Signature-Input``, ``Signature``, ``Accept-Signature`` and ``Content-Digest``
+  (the parser is :mod:`wsgisec.structured_fields`; its errors arrive as
+  :class:`SignatureError`);
 * :func:`signature_base`: RFC 9421 §2.5 from a WSGI environ (server) or from method, URL
   and headers (client), for the derived components ``@method``, ``@authority``,
   ``@path``, ``@query``, ``@target-uri``, ``@scheme``, ``@request-target`` (§2.2) and
-  plain header fields such as ``content-digest`` (§2.1);
+  plain header fields such as ``content-digest`` (§2.1); headers an outer layer removed
+  are read from :data:`ORIG_HEADERS`, as the partner sent them;
+* :func:`is_covered`: whether a component is covered, directly or through one that
+  contains it (``@target-uri`` covers ``@scheme @authority @path @query``,
+  ``@request-target`` covers ``@path @query``: :data:`COVERED_BY`);
 * :func:`hmac_sha256` / :func:`verify_hmac_sha256`: RFC 9421 §3.3.3;
 * :func:`content_digest` / :func:`check_content_digest`: RFC 9530 ``sha-256`` and
   ``sha-512``.
@@ -23,14 +29,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 from urllib.parse import quote
+
+from . import structured_fields
+from .structured_fields import MAX_FIELD_LENGTH, StructuredFieldError, Token  # noqa: F401 (re-exported)
 
 __all__ = [
     "SignatureError", "Token", "parse_dictionary", "serialize_inner_list", "serialize_dictionary",
     "Component", "signature_base", "signature_base_for", "environ_components", "url_components",
     "hmac_sha256", "verify_hmac_sha256", "content_digest", "check_content_digest",
-    "DERIVED_COMPONENTS", "ALGORITHM",
+    "DERIVED_COMPONENTS", "ALGORITHM", "COVERED_BY", "is_covered", "ORIG_HEADERS",
 ]
 
 #: The one algorithm we accept (RFC 9421 §3.3.3, registered name).
@@ -39,203 +47,61 @@ ALGORITHM = "hmac-sha256"
 DERIVED_COMPONENTS = frozenset({"@method", "@authority", "@path", "@query", "@target-uri",
                                 "@scheme", "@request-target"})
 
+#: RFC 9421 §2.2.2 and §2.2.5: ``@target-uri`` is the whole target URI (scheme, authority,
+#: path and query) and ``@request-target`` is path plus query, so a signature that covers
+#: one of them covers those parts too (requests-http-signature signs ``@target-uri`` by
+#: default).
+COVERED_BY = {
+    "@scheme": ("@target-uri",),
+    "@authority": ("@target-uri",),
+    "@path": ("@target-uri", "@request-target"),
+    "@query": ("@target-uri", "@request-target"),
+}
+
+#: environ key where an outer layer keeps request headers it removed before us (e.g.
+#: token_auth removes ``Authorization``): ``{"HTTP_AUTHORIZATION": value}``, values plain
+#: strings or objects with ``reveal()``. A signature covers the request as the partner sent
+#: it, so the verifier reads these first.
+ORIG_HEADERS = "wsgisec.orig_headers"
+
 #: RFC 9530 §5: the algorithms we compute; others in a Content-Digest are ignored.
 DIGEST_ALGORITHMS = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
+
+
+def is_covered(name: str, covered) -> bool:
+    """Whether component ``name`` is covered by the set of component names ``covered``,
+    directly or through a component that contains it (:data:`COVERED_BY`)."""
+    return name in covered or any(whole in covered for whole in COVERED_BY.get(name, ()))
 
 
 class SignatureError(ValueError):
     """A header or signature is malformed or does not verify (fixed, secret-free text)."""
 
 
-class Token(str):
-    """An RFC 8941 Token (bare word), as opposed to a quoted String."""
-
-    __slots__ = ()
-
-
-# -- RFC 8941 structured fields ------------------------------------------------------
-
-_KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")
-_TOKEN = re.compile(r"[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*")
-_NUMBER = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,3})?")
-_B64 = re.compile(r"[A-Za-z0-9+/=]*")
-_STRING = re.compile(r'"((?:[ !#-\[\]-~]|\\["\\])*)"')
-_UNESCAPE = re.compile(r"\\(.)")
-_PRINTABLE = re.compile(r"[ -~]*")
-# Bounds so that a hostile header costs little to refuse.
-MAX_FIELD_LENGTH = 8192
-
-
-class _Parser:
-    __slots__ = ("text", "pos")
-
-    def __init__(self, text: str):
-        if len(text) > MAX_FIELD_LENGTH:
-            raise SignatureError("structured field too long")
-        if not text.isascii():
-            raise SignatureError("structured field is not ASCII")
-        self.text = text
-        self.pos = 0
-
-    def fail(self, what: str):
-        raise SignatureError(f"malformed structured field: {what}")
-
-    def peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def skip_sp(self):
-        while self.peek() == " ":
-            self.pos += 1
-
-    def skip_ows(self):
-        while self.peek() in (" ", "\t") and self.peek():
-            self.pos += 1
-
-    def key(self) -> str:
-        match = _KEY.match(self.text, self.pos)
-        if not match:
-            self.fail("expected a key")
-        self.pos = match.end()
-        return match.group()
-
-    def bare_item(self):
-        char = self.peek()
-        if char == '"':
-            return self.string()
-        if char == ":":
-            end = self.text.find(":", self.pos + 1)
-            if end < 0:
-                self.fail("unterminated byte sequence")
-            raw = self.text[self.pos + 1:end]
-            if not _B64.fullmatch(raw):
-                self.fail("bad byte sequence")
-            self.pos = end + 1
-            try:
-                return base64.b64decode(raw, validate=True)
-            except ValueError:
-                self.fail("bad byte sequence")
-        if char == "?":
-            value = self.text[self.pos + 1:self.pos + 2]
-            if value not in ("0", "1"):
-                self.fail("bad boolean")
-            self.pos += 2
-            return value == "1"
-        if char == "-" or char.isdigit():
-            match = _NUMBER.match(self.text, self.pos)
-            if not match:
-                self.fail("bad number")
-            self.pos = match.end()
-            return float(match.group()) if match.group(1) else int(match.group())
-        match = _TOKEN.match(self.text, self.pos)
-        if not match:
-            self.fail("unexpected character")
-        self.pos = match.end()
-        return Token(match.group())
-
-    def string(self) -> str:
-        # RFC 8941 §4.2.5: printable ASCII; only \" and \\ may be escaped.
-        match = _STRING.match(self.text, self.pos)
-        if not match:
-            self.fail("bad string")
-        self.pos = match.end()
-        raw = match.group(1)
-        return _UNESCAPE.sub(r"\1", raw) if "\\" in raw else raw
-
-    def params(self) -> dict:
-        params = {}
-        while self.peek() == ";":
-            self.pos += 1
-            self.skip_sp()
-            name = self.key()
-            value = True
-            if self.peek() == "=":
-                self.pos += 1
-                value = self.bare_item()
-            params[name] = value  # RFC 8941 §4.2.3.2: a later duplicate overwrites
-        return params
-
-    def item_or_inner_list(self):
-        if self.peek() == "(":
-            self.pos += 1
-            items = []
-            while True:
-                self.skip_sp()
-                if self.peek() == ")":
-                    self.pos += 1
-                    return items, self.params()
-                items.append((self.bare_item(), self.params()))
-                if self.peek() not in (" ", ")"):
-                    self.fail("expected space or ) in inner list")
-        return self.bare_item(), self.params()
-
+# -- RFC 8941 structured fields (wsgisec.structured_fields), errors as SignatureError ----
 
 def parse_dictionary(text: str) -> dict:
-    """RFC 8941 §4.2.2: ``{key: (value, params)}``; an inner list value is a list of
-    ``(item, params)``. Duplicate keys are refused (RFC 9421 §3.2 asks verifiers to)."""
-    parser = _Parser(text.strip(" \t"))
-    result = {}
-    if not parser.text:
-        return result
-    while True:
-        name = parser.key()
-        if name in result:
-            parser.fail("duplicate key")
-        if parser.peek() == "=":
-            parser.pos += 1
-            result[name] = parser.item_or_inner_list()
-        else:
-            result[name] = (True, parser.params())
-        parser.skip_ows()
-        if not parser.peek():
-            return result
-        if parser.peek() != ",":
-            parser.fail("expected a comma")
-        parser.pos += 1
-        parser.skip_ows()
-        if not parser.peek():
-            parser.fail("trailing comma")
-
-
-def _serialize_bare(value) -> str:
-    if isinstance(value, bool):
-        return "?1" if value else "?0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value)}.0"
-    if isinstance(value, (bytes, bytearray)):
-        return ":" + base64.b64encode(value).decode("ascii") + ":"
-    if isinstance(value, Token):
-        return str(value)
-    if isinstance(value, str):
-        if not _PRINTABLE.fullmatch(value):
-            raise SignatureError("string with a character structured fields cannot carry")
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    raise SignatureError("value structured fields cannot carry")
-
-
-def _serialize_params(params: dict) -> str:
-    return "".join(f";{name}" if value is True else f";{name}={_serialize_bare(value)}"
-                   for name, value in params.items())
+    """:func:`wsgisec.structured_fields.parse_dictionary`; raises :class:`SignatureError`."""
+    try:
+        return structured_fields.parse_dictionary(text)
+    except StructuredFieldError as error:
+        raise SignatureError(str(error)) from None
 
 
 def serialize_inner_list(items, params: dict) -> str:
     """RFC 8941 §4.1.1.1: ``("a" "b");x=1``. ``items`` are ``(value, params)`` pairs."""
-    inner = " ".join(_serialize_bare(value) + _serialize_params(p) for value, p in items)
-    return f"({inner})" + _serialize_params(params)
+    try:
+        return structured_fields.serialize_inner_list(items, params)
+    except StructuredFieldError as error:
+        raise SignatureError(str(error)) from None
 
 
 def serialize_dictionary(members: dict) -> str:
     """``{key: (value, params)}`` back to text (value may be an inner list)."""
-    parts = []
-    for name, (value, params) in members.items():
-        if isinstance(value, list):
-            parts.append(f"{name}=" + serialize_inner_list(value, params))
-        elif value is True:
-            parts.append(name + _serialize_params(params))
-        else:
-            parts.append(f"{name}={_serialize_bare(value)}{_serialize_params(params)}")
-    return ", ".join(parts)
+    try:
+        return structured_fields.serialize_dictionary(members)
+    except StructuredFieldError as error:
+        raise SignatureError(str(error)) from None
 
 
 # -- components (RFC 9421 §2) --------------------------------------------------------
@@ -322,18 +188,27 @@ def environ_components(environ: dict) -> Component:
 
 
 class _HeaderView:
-    """Lower-case header names over a WSGI environ, without copying every header."""
+    """Lower-case header names over a WSGI environ, without copying every header.
 
-    __slots__ = ("environ",)
+    Headers an outer layer removed (kept under :data:`ORIG_HEADERS`) are seen as the
+    partner sent them.
+    """
+
+    __slots__ = ("environ", "original")
 
     def __init__(self, environ):
         self.environ = environ
+        self.original = environ.get(ORIG_HEADERS) or {}
 
     def __getitem__(self, name: str) -> str:
         key = name.upper().replace("-", "_")
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = "HTTP_" + key
-        value = self.environ.get(key)
+        value = self.original.get(key)
+        if value is not None:
+            value = value.reveal() if hasattr(value, "reveal") else value
+        else:
+            value = self.environ.get(key)
         if value is None or (key == "CONTENT_LENGTH" and value == ""):
             raise KeyError(name)
         # RFC 9421 §2.1: strip leading/trailing whitespace; WSGI servers already join

@@ -51,12 +51,32 @@ DEFAULT_COMPONENTS = ("@method", "@authority", "@path", "@query")
 
 
 class TokenError(Exception):
-    """The token endpoint refused us; ``error`` is the OAuth error code (RFC 6749 §5.2)."""
+    """The token endpoint refused us (RFC 6749 §5.2).
 
-    def __init__(self, error: str, status: int | None = None):
-        super().__init__(f"token endpoint refused the request: {error} (HTTP {status})")
+    ``error``: the server's OAuth error code (``invalid_client``, ...), or
+    ``invalid_response`` when the answer was not an OAuth document; ``error_description``:
+    the server's human-readable text, if any; ``status``: the HTTP status. When the server
+    answered with an RFC 9457 problem document instead (e.g. the https layer refusing plain
+    HTTP), its ``detail`` is the description and ``reason`` the error.
+    """
+
+    def __init__(self, error: str, status: int | None = None, error_description: str | None = None):
+        message = f"token endpoint refused the request: {error}"
+        if error_description:
+            message += f": {error_description}"
+        super().__init__(f"{message} (HTTP {status})")
         self.error = error
         self.status = status
+        self.error_description = error_description
+
+    @classmethod
+    def from_response(cls, status: int, document) -> "TokenError":
+        if not isinstance(document, dict):
+            document = {}
+        error = document.get("error") or document.get("reason") or "invalid_response"
+        description = document.get("error_description") or document.get("detail")
+        # Server text, bounded: it is shown to people and may land in logs.
+        return cls(str(error)[:100], status, str(description)[:300] if description else None)
 
 
 def _key_bytes(signing_key) -> bytes:
@@ -197,14 +217,18 @@ class PartnerAuth(_AuthBase):
     ``base_url``: the API root; the token endpoint is ``base_url + token_path``.
     ``renew_before``: seconds before expiry at which the access token is renewed.
     ``keystore``: :class:`MemoryKeystore` (default) or :class:`EncryptedFileKeystore`.
-    ``session``: the ``requests.Session`` used for the token endpoint.
+    ``session``: the ``requests.Session`` used for the token endpoint (mount an adapter on
+    it to reach the API through a local TLS-terminating proxy, or set its ``verify``).
+    ``headers``: extra headers sent with every token request and added (when absent) to
+    every signed request, e.g. ``{"X-Forwarded-Proto": "https"}`` for a local proxy that
+    the API trusts; they are not covered by the signature.
     """
 
     def __init__(self, base_url: str, *, client_id: str, client_secret: str | None = None,
                  request_token: str | None = None, keyid: str, signing_key, scope: str | None = None,
                  token_path: str = "/oauth/token", request_token_header: str = "X-Request-Token",
                  renew_before: int = 60, keystore=None, session=None, components=DEFAULT_COMPONENTS,
-                 clock=time.time):
+                 headers=None, clock=time.time):
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self._client_secret = client_secret
@@ -217,6 +241,7 @@ class PartnerAuth(_AuthBase):
         self.renew_before = renew_before
         self.keystore = keystore if keystore is not None else MemoryKeystore()
         self.session = session
+        self.headers = dict(headers or {})
         self.components = tuple(components)
         self.clock = clock
         self._lock = threading.Lock()
@@ -252,17 +277,21 @@ class PartnerAuth(_AuthBase):
 
     def _token_request(self, data: dict) -> dict:
         session = self.session or _requests.Session()
-        request = _requests.Request("POST", self.token_url, data=data,
-                                    auth=(self.client_id, self._client_secret))
-        prepared = session.prepare_request(request)
-        self._sign(prepared)
-        response = session.send(prepared, timeout=30)
         try:
-            document = response.json()
-        except ValueError:
-            document = {}
-        if response.status_code != 200 or "access_token" not in document:
-            raise TokenError(str(document.get("error", "invalid_response")), response.status_code)
+            request = _requests.Request("POST", self.token_url, data=data, headers=dict(self.headers),
+                                        auth=(self.client_id, self._client_secret))
+            prepared = session.prepare_request(request)
+            self._sign(prepared)
+            response = session.send(prepared, timeout=30)
+            try:
+                document = response.json()
+            except ValueError:
+                document = {}
+        finally:
+            if session is not self.session:
+                session.close()
+        if response.status_code != 200 or not isinstance(document, dict) or "access_token" not in document:
+            raise TokenError.from_response(response.status_code, document)
         expires_in = int(document.get("expires_in", 3600))
         return {"access_token": document["access_token"], "refresh_token": document.get("refresh_token"),
                 "expires_at": self.clock() + expires_in, "scope": document.get("scope")}
@@ -293,6 +322,8 @@ class PartnerAuth(_AuthBase):
                                             created=int(self.clock())))
 
     def __call__(self, request):
+        for name, value in self.headers.items():
+            request.headers.setdefault(name, value)
         token = self.access_token()
         if token is not None:
             request.headers["Authorization"] = f"Bearer {token}"

@@ -62,6 +62,18 @@ def test_human_output_shows_key_and_token_once(config, capsys):
     assert "token id:" in out and "X-Request-Token" in out
 
 
+def test_signing_key_output_says_it_is_base64_of_the_raw_hmac_key(config, capsys):
+    """A partner with a third-party RFC 9421 library must decode it (issue 10)."""
+    import base64
+
+    assert main(["client", "signing-key", "acme", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "base64 of the raw HMAC key" in out
+    key = run_json(capsys, "client", "signing-key", "acme", "--json", "--config", config)
+    assert key["key_encoding"] == "base64 of the raw HMAC key"
+    assert len(base64.b64decode(key["key"], validate=True)) == 32  # HMAC-SHA256 key bytes
+
+
 def test_signing_key_grace_keeps_the_old_key_for_a_while(config, capsys):
     first = run_json(capsys, "client", "signing-key", "acme", "--json", "--config", config)
     run_json(capsys, "client", "signing-key", "acme", "--json", "--grace", "1h", "--config", config)
@@ -133,3 +145,10 @@ def test_flagship_example_section(tmp_path, capsys):
     assert partner.get("/api/items").status_int == 200
     assert main(["check", str(INI / "signed_requests_flagship.ini")]) == 1
     assert "development key" in capsys.readouterr().out
+
+
+def test_request_token_ids_never_look_like_an_option(config, capsys):
+    """Issue 10: an id beginning with "-" needed "--" before it on the command line."""
+    layer = load(config)
+    ids = [layer.issue_request_token("acme")[1]["token_id"] for _ in range(300)]
+    assert not [token_id for token_id in ids if token_id.startswith("-")]

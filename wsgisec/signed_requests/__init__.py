@@ -15,9 +15,11 @@ must carry:
 * a ``Content-Digest`` (RFC 9530, sha-256 or sha-512) that matches the body, when the
   request has a body.
 
-Refusals are ``401`` problem responses whose ``reason`` member tells the partner what to
-fix, with an incident id and never the expected signature; each emits one event of the
-same name:
+Refusals are ``401`` problem responses whose ``reason`` member names the problem and whose
+``detail`` says what to fix where that is no secret (the component not covered, how far
+``created`` is from our clock, a used nonce, an unknown keyid), with an incident id and
+never the expected signature or the signature base; each emits one event of the same
+name:
 
 ==================== ==============================================================
 ``signature-missing`` no request token, no ``Signature``/``Signature-Input``, or the
@@ -30,16 +32,30 @@ same name:
                       ``expires`` passed, or a request token older than its max age
 ``replayed``          the (keyid, nonce) pair was already seen within the window
 ``unknown-key``       unknown or retired ``keyid``, a key of another client, a revoked
-                      request token, or a token of another client than the bearer token
+                      request token, one the store has no record of (minted offline)
+                      or issued before the client's tokens were all revoked, or a
+                      token of another client than the bearer token
 ==================== ==============================================================
+
+Components (RFC 9421 §2.2.2, §2.2.5): ``@target-uri`` covers ``@scheme``, ``@authority``,
+``@path`` and ``@query``; ``@request-target`` covers ``@path`` and ``@query``. Either
+satisfies those entries of ``required_components`` (requests-http-signature signs
+``@method @authority @target-uri`` by default). The scheme and authority are the ones
+the server reconstructs (RFC 9110 §7.1): behind a trusted TLS proxy, ``https``.
+
+The request as the partner sent it: a header a layer outside this one removed (token_auth
+removes ``Authorization``) is read from ``environ["wsgisec.orig_headers"]``, so a
+signature covering it still verifies; the app never sees it.
 
 Content-Digest is required only when the request has content (``Content-Length`` > 0 or
 a chunked body). RFC 9530 §2 defines the digest of empty content, but RFC 9421 §7.2.8
 asks for digests to protect *content*; a request without content has nothing to
 protect beyond the covered method, authority, path and query, and many RFC 9421 clients
-send no digest on a GET. A ``Content-Digest`` that is sent is always checked, covered or
-not. The body is read (bounded by ``max_body_size``, 413 beyond) only when a digest must
-be checked, and stays readable for the app.
+send no digest on a GET. When only ``wsgi.input_terminated`` says a length-less body may
+follow (waitress sets it on every request), the input is read (bounded) to find out.
+A ``Content-Digest`` that is sent is always checked, covered or not. The body is read
+(bounded by ``max_body_size``, 413 beyond) only when a digest must be checked, and stays
+readable for the app.
 
 Replay: the window is ``created`` +/- ``max_clock_skew``; each (keyid, nonce) is added
 to the store with ``add`` (atomic across workers: SQLite ``INSERT`` / Redis ``SET NX``)
@@ -114,53 +130,37 @@ Settings (ini name, default):
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
-import secrets
 import time
 
 from .. import events, httpsig, pipeline, settings
-from ..credentials import SIGNING_KEYS, new_id
+from ..credentials import CLIENTS, SIGNING_KEYS
 from ..pipeline import Layer
-from .request_tokens import RequestTokenError, RequestTokens
 from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
-from ..wsgi import BodyTooLarge, has_body, read_body
+from ..wsgi import BodyTooLarge
+from .keys import issue_signing_key, signing_keys_of
+from .request_tokens import RequestTokens
+from .verify import (BODY_TOO_LARGE, DIGEST_MISMATCH, EXPIRED, NONCES, REASONS, REPLAYED,
+                     SIGNATURE_INVALID, SIGNATURE_MISSING, UNKNOWN_KEY, Reject, RequestVerifier)
 
+# The module layout (issue 9): this layer and its settings here; the checks of one
+# request in .verify; request tokens in .request_tokens; signing keys in .keys; the CLI
+# verbs in .cli. RFC 9421/9530 primitives stay in wsgisec.httpsig, outside this package:
+# wsgisec.partner and wsgisec.testing import them, and importing anything inside
+# wsgisec.signed_requests runs this module, which loads WebOb and PasteDeploy.
 __all__ = ["SignedRequests", "SETTINGS", "filter_factory", "issue_signing_key", "signing_keys_of",
-           "SIGNING_KEYS", "NONCES", "REASONS"]
+           "SIGNING_KEYS", "NONCES", "REASONS", "SIGNATURE_MISSING", "SIGNATURE_INVALID",
+           "DIGEST_MISMATCH", "EXPIRED", "REPLAYED", "UNKNOWN_KEY", "BODY_TOO_LARGE"]
 
-# Reason codes (issue 4), also the event kinds: one event per refusal.
-SIGNATURE_MISSING = "signature-missing"
-SIGNATURE_INVALID = "signature-invalid"
-DIGEST_MISMATCH = "digest-mismatch"
-EXPIRED = "expired"
-REPLAYED = "replayed"
-UNKNOWN_KEY = "unknown-key"
-BODY_TOO_LARGE = "body-too-large"
-
-#: Generic, fixed text for each reason: what the partner should do, nothing more.
-REASONS = {
-    SIGNATURE_MISSING: "This request must carry a request token and an HTTP message signature (RFC 9421).",
-    SIGNATURE_INVALID: "The request token or the HTTP message signature is not valid.",
-    DIGEST_MISMATCH: "The request content does not match its Content-Digest (RFC 9530).",
-    EXPIRED: "The signature or request token is outside its validity period; check your clock and sign again.",
-    REPLAYED: "This signature nonce was already used; sign every request with a fresh nonce.",
-    UNKNOWN_KEY: "The signing key or request token is not known for this client.",
-}
-
-#: Store namespaces.
-NONCES = "nonces"
-CLIENTS = "clients"  # owned by wsgisec.token_auth.clients; read only, to check a client exists
+#: Store namespace of token_auth's clients (NONCES, of used nonces, is in .verify).
 
 _log = events.logger_for("signed_requests")
 
 _PARAMS = frozenset({"created", "expires", "keyid", "nonce", "alg", "tag"})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
 _COMPONENT = re.compile(r"^(@[a-z-]+|[a-z0-9-]+)$")
-_NONCE = re.compile(r"^[\x21-\x7e]{8,128}$")
 #: Marker inside the development key committed under examples/ (``wsgisec check`` warns).
 DEVELOPMENT_KEY_MARKER = "DEVELOPMENT-ONLY"
 
@@ -194,13 +194,6 @@ SETTINGS = {
     "exempt_paths": (settings.path_prefixes, ""),
     "browser_csrf": (settings.boolean, "true"),
 }
-
-
-class _Reject(Exception):
-    def __init__(self, code: str, check: str, **detail):
-        super().__init__(code)
-        self.code = code
-        self.detail = dict(detail, check=check)
 
 
 class SignedRequests(Layer):
@@ -257,9 +250,13 @@ class SignedRequests(Layer):
         self.exempt_paths = tuple(exempt_paths)
         self.tokens = (RequestTokens(secret_keys, max_age=request_token_max_age, store=self.store,
                                      clock=clock) if secret_keys else None)
-        # The components checked for every request, and content-digest only with a body.
-        self._always = tuple(name for name in self.required_components if name != "content-digest")
-        self._digest_required = "content-digest" in self.required_components
+        # The checks of one request (.verify), configured once from the same typed values.
+        self.verifier = RequestVerifier(
+            store=self.store, tokens=self.tokens, request_token_header=request_token_header,
+            require_request_token=require_request_token, require_signature=require_signature,
+            required_components=self.required_components, required_params=self.required_params,
+            max_clock_skew=self.max_clock_skew, max_body_size=self.max_body_size,
+            signature_label=signature_label, clock=clock)
         self._www_authenticate = ('Signature realm="wsgisec", '
                                   'error="signature required", algorithm="hmac-sha256"')
         # RFC 9421 §5.1: tell the partner which components and parameters to sign.
@@ -311,10 +308,7 @@ class SignedRequests(Layer):
             if "created" not in self.required_params:
                 found.append("created is not a required parameter: a signature never expires")
             missing = [name for name in ("@method", "@authority", "@path", "@query", "content-digest")
-                       if name not in self.required_components and not (
-                           name in ("@path", "@query") and ("@target-uri" in self.required_components
-                                                            or "@request-target" in self.required_components))
-                       and not (name == "@authority" and "@target-uri" in self.required_components)]
+                       if not httpsig.is_covered(name, self.required_components)]
             if missing:
                 found.append("required_components does not cover " + " ".join(missing)
                              + ": an attacker can change them without breaking the signature")
@@ -343,6 +337,13 @@ class SignedRequests(Layer):
             raise ConfigurationError("secret_keys is not set: there are no request tokens to revoke")
         self.tokens.revoke(token_id)
 
+    def revoke_request_tokens_of(self, client_id: str) -> int:
+        """Refuse every request token of ``client_id`` issued until now, listed or minted
+        offline (raises the client's issued-at floor); returns how many were listed."""
+        if self.tokens is None:
+            raise ConfigurationError("secret_keys is not set: there are no request tokens to revoke")
+        return self.tokens.revoke_client(client_id)
+
     def issue_signing_key(self, client_id: str, *, grace: int = 86400) -> dict:
         return issue_signing_key(self.store, client_id, grace=grace, clock=self.clock)
 
@@ -360,8 +361,8 @@ class SignedRequests(Layer):
             # No partner credential at all: a browser (or nobody). CSRF rules apply.
             return self.browser(environ, start_response)
         try:
-            verified = self._verify(environ)
-        except _Reject as reject:
+            verified = self.verifier.verify(environ)
+        except Reject as reject:
             return self._reject(environ, reject)(environ, start_response)
         except StoreUnavailable as error:
             _log.error("store unavailable while verifying a signed request: %s", type(error).__name__)
@@ -379,7 +380,7 @@ class SignedRequests(Layer):
             environ.setdefault("REMOTE_USER", client_id)
         return self.app(environ, start_response)
 
-    def _reject(self, environ, reject: _Reject):
+    def _reject(self, environ, reject: Reject):
         code = reject.code
         incident = events.emit(environ, code, reject.detail.get("why", code), store=self.store,
                                logger=_log, detail={k: v for k, v in reject.detail.items() if k != "why"})
@@ -387,153 +388,10 @@ class SignedRequests(Layer):
             "signature required", code))]
         if code in (SIGNATURE_MISSING, SIGNATURE_INVALID):
             headers.append(("Accept-Signature", self._accept_signature))
-        return problem(environ, 401, REASONS[code], incident=incident, headers=headers,
+        detail = f"{REASONS[code]} {reject.hint}" if reject.hint else REASONS[code]
+        return problem(environ, 401, detail, incident=incident, headers=headers,
                        extra={"reason": code})
 
-    def _verify(self, environ) -> dict:
-        result = {}
-        bearer_client = environ.get("wsgisec.client")
-        bearer_client = bearer_client.get("id") if isinstance(bearer_client, dict) else bearer_client
-
-        # 1. The request token: who we issued it to, unexpired, not revoked.
-        claims = None
-        token = environ.get(self.token_key)
-        if token:
-            if self.tokens is None:
-                raise _Reject(SIGNATURE_INVALID, "request-token", why="no secret_keys to verify tokens")
-            try:
-                claims = self.tokens.verify(token.strip())
-            except RequestTokenError as error:
-                raise _Reject(error.code, "request-token", why=error.reason) from None
-            if bearer_client and claims["client_id"] != bearer_client:
-                raise _Reject(UNKNOWN_KEY, "request-token", why="request token of another client",
-                              token_client=claims["client_id"])
-            result.update(client_id=claims["client_id"], token_id=claims["token_id"])
-        elif self.require_request_token:
-            raise _Reject(SIGNATURE_MISSING, "request-token", why="request token missing")
-
-        if not self.require_signature:
-            return result
-        # 2. The signature (RFC 9421 §3.2 verification steps).
-        signature_input = environ.get("HTTP_SIGNATURE_INPUT")
-        signature_field = environ.get("HTTP_SIGNATURE")
-        if not signature_input or not signature_field:
-            raise _Reject(SIGNATURE_MISSING, "signature", why="Signature or Signature-Input missing")
-        try:
-            inputs = httpsig.parse_dictionary(signature_input)
-            signatures = httpsig.parse_dictionary(signature_field)
-        except httpsig.SignatureError as error:
-            raise _Reject(SIGNATURE_INVALID, "signature", why=str(error)) from None
-        label = self.signature_label or next(iter(inputs), None)
-        if label is None or label not in inputs:
-            raise _Reject(SIGNATURE_MISSING, "signature", why="no signature with the expected label")
-        covered, params = inputs[label]
-        signature = signatures.get(label, (None,))[0]
-        if not isinstance(covered, list) or not isinstance(signature, bytes):
-            raise _Reject(SIGNATURE_INVALID, "signature", why="malformed signature entry")
-        if params.get("alg", httpsig.ALGORITHM) != httpsig.ALGORITHM:
-            raise _Reject(SIGNATURE_INVALID, "signature", why="algorithm not hmac-sha256")
-        for name in self.required_params:
-            if name not in params:
-                raise _Reject(SIGNATURE_INVALID, "signature", why=f"parameter {name} missing")
-        keyid, created, expires, nonce = (params.get("keyid"), params.get("created"),
-                                          params.get("expires"), params.get("nonce"))
-        if not isinstance(keyid, str) or not 1 <= len(keyid) <= 128:
-            raise _Reject(SIGNATURE_INVALID, "signature", why="keyid is not a string")
-        if (created is not None and (isinstance(created, bool) or not isinstance(created, int))) or (
-                expires is not None and (isinstance(expires, bool) or not isinstance(expires, int))):
-            raise _Reject(SIGNATURE_INVALID, "signature", why="created/expires not integers")
-        if nonce is not None and (not isinstance(nonce, str) or not _NONCE.match(nonce)):
-            raise _Reject(SIGNATURE_INVALID, "signature", why="nonce malformed (8-128 characters)")
-        names = {name for name, _ in covered if isinstance(name, str)}
-        body_follows = has_body(environ)
-        for name in self._always:
-            if name not in names:
-                raise _Reject(SIGNATURE_INVALID, "signature", why=f"{name} not covered", keyid=keyid)
-        if body_follows and self._digest_required and "content-digest" not in names:
-            raise _Reject(SIGNATURE_INVALID, "signature", why="content-digest not covered", keyid=keyid)
-
-        # 3. Time: RFC 9421 §7.2.4 (created/expires) and our replay window.
-        now = self.clock()
-        if created is not None and abs(now - created) > self.max_clock_skew:
-            raise _Reject(EXPIRED, "signature", why="created outside max_clock_skew", keyid=keyid,
-                          skew=int(now - created))
-        if expires is not None and now > expires:
-            raise _Reject(EXPIRED, "signature", why="expires passed", keyid=keyid)
-
-        # 4. The key: known, live, and of the same client as the token / bearer token.
-        record = self.store.get(SIGNING_KEYS, keyid)
-        if record is None or (record.get("expires") is not None and now > record["expires"]):
-            raise _Reject(UNKNOWN_KEY, "signature", why="unknown or retired keyid", keyid=keyid)
-        owner = record.get("client_id")
-        if (claims is not None and owner != claims["client_id"]) or (bearer_client and owner != bearer_client):
-            raise _Reject(UNKNOWN_KEY, "signature", why="signing key of another client", keyid=keyid)
-        try:
-            key = base64.b64decode(record["key"])
-            base = httpsig.signature_base(httpsig.environ_components(environ), covered, params)
-        except httpsig.SignatureError as error:
-            raise _Reject(SIGNATURE_INVALID, "signature", why=str(error), keyid=keyid) from None
-        except (KeyError, ValueError):
-            raise _Reject(UNKNOWN_KEY, "signature", why="signing key record unusable", keyid=keyid) from None
-        if not httpsig.verify_hmac_sha256(key, base, signature):
-            # Never log or return the expected value: it would be a valid signature.
-            raise _Reject(SIGNATURE_INVALID, "signature", why="signature does not verify", keyid=keyid)
-
-        # 5. The content (RFC 9530): only read when a digest must or can be checked.
-        digest_field = environ.get("HTTP_CONTENT_DIGEST")
-        if digest_field is not None or (body_follows and self._digest_required):
-            if digest_field is None:
-                raise _Reject(DIGEST_MISMATCH, "content-digest", why="Content-Digest missing", keyid=keyid)
-            try:
-                body = read_body(environ, self.max_body_size)  # BodyTooLarge -> 413 in __call__
-            except ValueError:
-                raise _Reject(DIGEST_MISMATCH, "content-digest", why="invalid Content-Length", keyid=keyid) from None
-            try:
-                matches = httpsig.check_content_digest(digest_field, body)
-            except httpsig.SignatureError:
-                matches = False
-            if not matches:
-                raise _Reject(DIGEST_MISMATCH, "content-digest", why="body does not match Content-Digest",
-                              keyid=keyid)
-
-        # 6. Replay: the nonce is consumed last, once everything else verified.
-        if nonce is not None:
-            key_name = hashlib.sha256(f"{keyid}\0{nonce}".encode()).hexdigest()
-            if not self.store.add(NONCES, key_name, {"keyid": keyid}, ttl=2 * self.max_clock_skew + 1):
-                raise _Reject(REPLAYED, "signature", why="nonce already used", keyid=keyid)
-
-        result.update(keyid=keyid, label=label)
-        result.setdefault("client_id", owner)
-        return result
-
-
-# -- signing keys (operator side) -------------------------------------------------------
-
-def signing_keys_of(store, client_id: str) -> list[tuple[str, dict]]:
-    """``(keyid, record)`` of every live signing key of ``client_id`` (operators only)."""
-    return [(keyid, record) for keyid, record in store.items(SIGNING_KEYS)
-            if record.get("client_id") == client_id]
-
-
-def issue_signing_key(store, client_id: str, *, grace: int = 86400, clock=time.time) -> dict:
-    """A new hmac-sha256 key for ``client_id``; older keys stay valid for ``grace`` seconds.
-
-    Returns ``{"keyid", "key" (base64, shown once), "client_id", "created", "algorithm"}``.
-    ``grace=0`` retires the older keys at once.
-    """
-    now = int(clock())
-    for keyid, record in signing_keys_of(store, client_id):
-        if grace <= 0:
-            store.delete(SIGNING_KEYS, keyid)
-        elif record.get("expires") is None or record["expires"] > now + grace:
-            store.put(SIGNING_KEYS, keyid, dict(record, expires=now + grace), ttl=grace,
-                      tags=[f"client:{client_id}"])
-    keyid = new_id("k_", 9)
-    key = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-    store.put(SIGNING_KEYS, keyid, {"client_id": client_id, "key": key, "created": now, "expires": None},
-              tags=[f"client:{client_id}"])
-    return {"keyid": keyid, "key": key, "client_id": client_id, "created": now,
-            "algorithm": httpsig.ALGORITHM}
 
 
 def filter_factory(global_conf, **local_conf):

@@ -3,8 +3,23 @@
 A request token is an itsdangerous ``URLSafeTimedSerializer`` token over
 ``{"c": client_id, "k": key_id, "j": token_id}`` plus the issue time that itsdangerous
 adds. The partner stores it and sends it with every request (header ``X-Request-Token``
-by default). Checking it needs no store lookup for the signature and the age
-(``max_age``); a revoked token id is one ``get`` in the store.
+by default). The signature and the age (``max_age``) need no store lookup.
+
+With a store, a signature is not enough (issue 11): a token minted offline with an old
+or leaked key would carry a valid signature and a fresh id that no revocation list
+names. So a token verifies only while
+
+* its id is in the store's record of issued tokens (namespace ``request_tokens``, kept
+  for ``max_age``, tagged ``client:<id>``), for the same client and issue time: a token
+  we never issued is refused, whatever key signed it, and revoking deletes the record
+  (``wsgisec client disable`` deletes every record of the client too); and
+* it was issued at or after the client's **issued-at floor** (namespace
+  ``request_token_floors``): revoking every token of a client
+  (``wsgisec client revoke-request-token --client ID``) or re-issuing with
+  ``wsgisec client request-token ID --revoke-older`` raises the floor to now, so every
+  token issued before is refused on every worker, listed or not.
+
+Both are ``get`` calls per request (the revocation check was one before).
 
 * ``client_id``: the partner the token was issued to; the signed_requests layer checks
   that the request's signing key and (when token_auth is in the stack) its bearer token
@@ -26,14 +41,17 @@ import time
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from ..credentials import new_id
+from ..credentials import REQUEST_TOKENS, new_id
 
-__all__ = ["RequestTokens", "RequestTokenError", "ISSUED", "REVOKED"]
+__all__ = ["RequestTokens", "RequestTokenError", "ISSUED", "REVOKED", "FLOORS"]
 
-#: Store namespace: token_id -> {client_id, key_id, issued} (for operators and revocation).
-ISSUED = "request_tokens"
+#: Store namespace: token_id -> {client_id, key_id, issued, expires}; a token verifies only
+#: while its record is here.
+ISSUED = REQUEST_TOKENS
 #: Store namespace: token_id -> {client_id, revoked}; TTL = max_age (expiry refuses it after).
 REVOKED = "request_tokens_revoked"
+#: Store namespace: client_id -> {not_before}; tokens issued before are refused.
+FLOORS = "request_token_floors"
 
 _SALT = "wsgisec.request-token"
 # itsdangerous tokens are URL-safe base64 plus "." separators; anything else is refused
@@ -45,12 +63,30 @@ _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 
 
 class RequestTokenError(Exception):
-    """A request token was refused; ``code`` is the reason code sent to the partner."""
+    """A request token was refused; ``code`` is the reason code sent to the partner,
+    ``reason`` the event's text and ``hint`` what the partner can do (no secret)."""
 
-    def __init__(self, code: str, reason: str):
+    def __init__(self, code: str, reason: str, hint: str = ""):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.hint = hint or _HINTS.get(reason, "")
+
+
+_NEW_TOKEN = "ask the operator for a new request token."
+_HINTS = {
+    "malformed request token": "Send the request token exactly as issued in the X-Request-Token header.",
+    "request token signature invalid": "The X-Request-Token was not issued by this API (or its key "
+                                       "was dropped): " + _NEW_TOKEN,
+    "request token payload invalid": "The X-Request-Token was not issued by this API: " + _NEW_TOKEN,
+    "request token expired": "The X-Request-Token is older than its maximum age: " + _NEW_TOKEN,
+    "request token issued in the future": "The X-Request-Token is dated in the future: " + _NEW_TOKEN,
+    "request token revoked": "The X-Request-Token was revoked: " + _NEW_TOKEN,
+    "request token not issued or revoked": "The X-Request-Token is not one this API issued, or it "
+                                           "was revoked: " + _NEW_TOKEN,
+    "request token issued before the client's floor": "The X-Request-Token was revoked with every "
+                                                      "older token of this client: " + _NEW_TOKEN,
+}
 
 
 def key_id(key: bytes | str) -> str:
@@ -81,13 +117,14 @@ class RequestTokens:
 
     def issue(self, client_id: str) -> tuple[str, dict]:
         """A new token for ``client_id`` and its (non-secret) record."""
-        record = {"client_id": client_id, "token_id": new_id("rt_"),
-                  "key_id": self.key_ids[-1], "issued": int(self.clock()),
-                  "expires": int(self.clock()) + self.max_age}
-        token = self._serializer.dumps({"c": client_id, "k": record["key_id"], "j": record["token_id"]})
+        token_id = new_id("rt_")  # never begins with "-" (a CLI would take it for an option)
+        token = self._serializer.dumps({"c": client_id, "k": self.key_ids[-1], "j": token_id})
+        # The issue time as the token carries it (the clock may tick during dumps).
+        issued = self._verify_signature(token)["issued"]
+        record = {"client_id": client_id, "token_id": token_id, "key_id": self.key_ids[-1],
+                  "issued": issued, "expires": issued + self.max_age}
         if self.store is not None:
-            self.store.put(ISSUED, record["token_id"], record, ttl=self.max_age,
-                           tags=[f"client:{client_id}"])
+            self.store.put(ISSUED, token_id, record, ttl=self.max_age, tags=[f"client:{client_id}"])
         return token, record
 
     def verify(self, token: str, *, check_revoked: bool = True) -> dict:
@@ -112,9 +149,23 @@ class RequestTokens:
             raise RequestTokenError("expired", "request token expired")
         if claims["issued"] > now + 300:
             raise RequestTokenError("signature-invalid", "request token issued in the future")
-        if check_revoked and self.store is not None and self.store.get(REVOKED, claims["token_id"]) is not None:
-            raise RequestTokenError("unknown-key", "request token revoked")
+        if check_revoked and self.store is not None:
+            self._check_issued(claims)
         return dict(claims)
+
+    def _check_issued(self, claims: dict) -> None:
+        # Issue 11: the signature proves only that someone held a key. The record proves
+        # we issued this token and nobody revoked it; the floor catches every token of
+        # the client issued before a revocation, listed or not.
+        record = self.store.get(ISSUED, claims["token_id"])
+        if record is None or record.get("client_id") != claims["client_id"] or (
+                record.get("issued") != claims["issued"]):
+            revoked = record is None and self.store.get(REVOKED, claims["token_id"]) is not None
+            raise RequestTokenError("unknown-key", "request token revoked" if revoked
+                                    else "request token not issued or revoked")
+        floor = self.store.get(FLOORS, claims["client_id"])
+        if floor is not None and claims["issued"] < floor.get("not_before", 0):
+            raise RequestTokenError("unknown-key", "request token issued before the client's floor")
 
     def _verify_signature(self, token: str) -> dict:
         try:
@@ -139,7 +190,18 @@ class RequestTokens:
         self.store.delete(ISSUED, token_id)
 
     def revoke_client(self, client_id: str) -> int:
-        """Revoke every issued token of ``client_id``; returns how many."""
+        """Refuse every token of ``client_id`` issued until now, including any minted
+        offline with a key we still accept; returns how many issued records were revoked.
+
+        Raises the client's issued-at floor to this second: a token issued later in the
+        same second still verifies (itsdangerous dates tokens in whole seconds), and the
+        listed ones of that second are revoked by id here.
+        """
+        if self.store is None:
+            raise ValueError("revoking request tokens needs a store")
+        now = int(self.clock())
+        # After max_age every token older than the floor has expired anyway.
+        self.store.put(FLOORS, client_id, {"not_before": now, "set": now}, ttl=self.max_age + 3600)
         count = 0
         for token_id, record in list(self.store.items(ISSUED)):
             if record.get("client_id") == client_id:

@@ -338,8 +338,14 @@ class TokenAuth(Layer):
         environ["REMOTE_USER"] = record.get("user") or record["client_id"]
         environ["AUTH_TYPE"] = "Bearer"
         if not self.pass_authorization:
-            # The app has no use for the token, and could only log or leak it.
-            environ.pop("HTTP_AUTHORIZATION", None)
+            # The app has no use for the token, and could only log or leak it. A layer
+            # that verifies the request as sent (RFC 9421 signatures cover Authorization)
+            # finds it under wsgisec.orig_headers, redacted in any repr (like werkzeug's
+            # proxy_fix.orig).
+            original = environ.pop("HTTP_AUTHORIZATION", None)
+            if original is not None:
+                environ.setdefault("wsgisec.orig_headers", {})["HTTP_AUTHORIZATION"] = settings.Secret(
+                    original, "request")
             if from_query:
                 environ["QUERY_STRING"] = "&".join(
                     part for part in query.split("&") if part.split("=", 1)[0] != "access_token")
