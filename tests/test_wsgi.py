@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from wsgisec.wsgi import (BodyTooLarge, ClosingIterator, has_body, read_body, remove_headers,
+from wsgisec.wsgi import (BodyTooLarge, ClosingIterator, has_body, has_content, read_body, remove_headers,
                           replace_body, set_header)
 
 
@@ -135,3 +135,14 @@ def test_header_helpers_are_case_insensitive():
     set_header(headers, "content-type", "text/html")
     remove_headers(headers, ["ETAG"])
     assert headers == [("content-type", "text/html")]
+
+
+def test_has_content_reads_only_when_the_server_alone_says_there_may_be_a_body():
+    waitress_get = {"wsgi.input": io.BytesIO(b""), "wsgi.input_terminated": True}
+    assert has_content(waitress_get, 10) is False
+    length_less = {"wsgi.input": io.BytesIO(b"data"), "wsgi.input_terminated": True}
+    assert has_content(length_less, 10) is True
+    assert read_body(length_less, 10) == b"data"  # cached for the app and later layers
+    with pytest.raises(BodyTooLarge):
+        has_content({"wsgi.input": io.BytesIO(b"x" * 20), "wsgi.input_terminated": True}, 10)
+    assert has_content({"CONTENT_LENGTH": "3", "wsgi.input": _ReadOnce(b"abc")}, 10) is True

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 from typing import Callable, Iterable
 
-__all__ = ["ClosingIterator", "close_iterable", "has_body", "read_body", "BodyTooLarge",
+__all__ = ["ClosingIterator", "close_iterable", "has_body", "has_content", "read_body", "BodyTooLarge",
            "replace_body", "keep_on_every_response", "safe_headers", "header", "set_header", "remove_headers", "is_secure"]
 
 
@@ -67,18 +67,33 @@ BODY_CACHE = "wsgisec.body"
 
 
 def has_body(environ: dict) -> bool:
-    """Whether the request carries a body (RFC 9112 §6.3), without reading it.
+    """Whether the request may carry a body (RFC 9112 §6.3), without reading it.
 
     A ``Content-Length`` above zero, chunked transfer coding, or a server that promises a
-    terminated ``wsgi.input`` (``wsgi.input_terminated``, as gunicorn and waitress set it
-    for a length-less body) all mean there may be one. A malformed length counts as a
-    body, so the layer that reads it answers 400 instead of skipping its checks.
+    terminated ``wsgi.input`` (``wsgi.input_terminated``) all mean there may be one. A
+    malformed length counts as a body, so the layer that reads it answers 400 instead of
+    skipping its checks. waitress sets ``wsgi.input_terminated`` on every request, a GET
+    too, so "may" is the most the headers can say: :func:`has_content` reads to be sure.
     """
     length = (environ.get("CONTENT_LENGTH") or "").strip()
     if length:
         return length != "0"
     return (environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
             or bool(environ.get("wsgi.input_terminated")))
+
+
+def has_content(environ: dict, limit: int) -> bool:
+    """Whether the request has at least one byte of body; reads it (bounded, cached) only
+    when nothing but ``wsgi.input_terminated`` says there may be one.
+
+    Raises :class:`BodyTooLarge` past ``limit`` and ``ValueError`` for a bad length, like
+    :func:`read_body`.
+    """
+    if not has_body(environ):
+        return False
+    if (environ.get("CONTENT_LENGTH") or "").strip() or environ.get("HTTP_TRANSFER_ENCODING"):
+        return True
+    return bool(read_body(environ, limit))
 
 
 def read_body(environ: dict, limit: int) -> bytes:

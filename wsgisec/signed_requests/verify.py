@@ -20,7 +20,7 @@ import time
 
 from .. import httpsig
 from ..credentials import SIGNING_KEYS
-from ..wsgi import has_body, read_body
+from ..wsgi import has_content, read_body
 from .request_tokens import RequestTokenError
 
 __all__ = ["RequestVerifier", "Reject", "REASONS", "NONCES", "SIGNATURE_MISSING", "SIGNATURE_INVALID",
@@ -266,16 +266,6 @@ class RequestVerifier:
                          keyid=keyid)
 
     def has_content(self, environ) -> bool:
-        """Whether the request has content the digest rule protects (RFC 9112 §6.3).
-
-        :func:`wsgisec.wsgi.has_body` decides from the headers. When only
-        ``wsgi.input_terminated`` says there may be a body (waitress sets it on every
-        request, a GET too; gunicorn on length-less ones), the input is read (bounded,
-        cached for the app): a length-less body with bytes in it needs its digest, an
-        empty one has nothing to protect.
-        """
-        if not has_body(environ):
-            return False
-        if (environ.get("CONTENT_LENGTH") or "").strip() or environ.get("HTTP_TRANSFER_ENCODING"):
-            return True
-        return bool(read_body(environ, self.max_body_size))  # BodyTooLarge -> 413 in the layer
+        """Whether the request has content the digest rule protects (RFC 9112 §6.3):
+        :func:`wsgisec.wsgi.has_content` (BodyTooLarge -> 413 in the layer)."""
+        return has_content(environ, self.max_body_size)
