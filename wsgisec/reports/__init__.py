@@ -1,0 +1,479 @@
+"""Security reporting: one collector for browser reports, partner reports and security.txt.
+
+Practice 7. Partners and customers who notice a suspicious error message or activity need
+somewhere to say so, and browsers can tell us when a page broke its Content Security
+Policy. This layer answers three paths itself and passes everything else to the app:
+
+* ``POST /_wsgisec/reports/browser``: CSP ``report-uri`` bodies (``application/csp-report``)
+  and Reporting API batches (``application/reports+json``: csp-violation, coep, coop,
+  deprecation, intervention, crash, network-error). Reports caused by browser extensions
+  (``moz-extension:``, ``chrome-extension:`` …) and unknown types are dropped and counted.
+  CORS preflights are answered for ``browser_origins``. Answers 204.
+* ``POST /_wsgisec/reports``: a partner's report (JSON schema in README, "Security
+  reports": ``kind``, ``description``, ``observed_at``, ``incident_id``, ``evidence``).
+  The request runs through the authentication layers *inside* this one
+  (``authenticate_with``: token_auth's bearer token, signed_requests' signature), so the
+  partner is known by ``environ["wsgisec.client"]``; without credentials it is refused
+  (401) unless ``anonymous_reports`` is on. Answers 201 with the report id.
+* ``GET /.well-known/security.txt`` (RFC 9116) when ``security_contact`` is set, with a
+  rolling ``Expires``.
+
+Every response of the app gets ``Reporting-Endpoints`` (W3C Reporting API §3.2) naming the
+browser intake as ``default`` and ``wsgisec-csp`` (the escaping layer's ``report-to``).
+
+Everything sent to the intake is hostile input (OWASP Logging Cheat Sheet): a size cap
+(413), media types (415), a JSON depth limit, a field allowlist with truncation (400 for a
+partner report outside the schema), rate limits per client, per address and in total
+(429 with ``Retry-After``, RFC 6585 §4), and identical reports within
+``duplicate_window`` counted, not stored again. A report is acknowledged (2xx) only after
+the store committed it; if the store cannot be reached the answer is 503 so that the
+sender retries: nothing acknowledged is ever lost. Each report is an event of the shared
+schema (:mod:`wsgisec.events`, kind ``reports.<type>``), so ``wsgisec reports show`` joins
+a partner's report to the masked error whose incident id it quotes.
+
+ini::
+
+    [filter:reports]
+    use = egg:wsgisec#reports
+    get store = wsgisec_store
+    security_contact = mailto:security@example.com
+    security_policy = https://example.com/security-policy
+
+Settings (ini name, default):
+
+``browser_path`` (/_wsgisec/reports/browser)
+    Where browsers send CSP and Reporting API reports.
+``partner_path`` (/_wsgisec/reports)
+    Where partners POST their reports.
+``max_report_size`` (64KB)
+    Larger bodies are refused with 413 before they are read.
+``max_json_depth`` (8)
+    Deeper JSON is refused with 400.
+``max_batch`` (100)
+    Reports kept from one Reporting API batch; the rest are dropped and counted.
+``max_field_length`` (1024)
+    Longer strings in a report are cut.
+``max_description_length`` (4000)
+    Longer partner descriptions are cut (and the report marked ``truncated``).
+``rate_limit_client`` (60/1m)
+    Partner reports per authenticated client.
+``rate_limit_address`` (30/1m)
+    Reports (browser or partner) per remote address.
+``rate_limit_anonymous`` (5/1m)
+    Anonymous partner reports per remote address (only with ``anonymous_reports``).
+``rate_limit_global`` (600/1m)
+    Reports of every kind together, to bound the store's growth.
+``duplicate_window`` (1h)
+    Identical reports within this window are counted, not stored again.
+``anonymous_reports`` (false)
+    Accept partner reports without credentials (rate-limited by ``rate_limit_anonymous``).
+``authenticate_with`` (token_auth signed_requests)
+    Layers inside this one that authenticate partner reports, in pipeline order.
+``browser_origins`` (none)
+    Origins (``https://app.example.com``) whose pages may send reports cross-origin (CORS).
+``reporting_endpoints`` (true)
+    Send the ``Reporting-Endpoints`` header on the app's responses.
+``security_contact`` (none)
+    ``Contact:`` URIs of security.txt (``mailto:``, ``https:``); none: no security.txt
+    (``wsgisec check`` warns).
+``security_expires`` (30d)
+    ``Expires:`` is this far ahead of each response (RFC 9116 §2.5.5: under a year).
+``security_encryption``, ``security_policy``, ``security_canonical``, ``security_acknowledgments``, ``security_hiring`` (none)
+    URIs for the security.txt fields of those names.
+``security_languages`` (none)
+    ``Preferred-Languages:`` tags, e.g. ``en de``.
+``store`` (``wsgisec.sqlite`` beside the ini file)
+    Where reports, counters and duplicates are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from .. import events, pipeline, settings
+from ..pipeline import Layer
+from ..responses import problem
+from ..settings import ConfigurationError
+from ..store import StoreUnavailable, coerce as coerce_store
+from ..wsgi import BodyTooLarge, read_body
+from . import intake, securitytxt, timeline
+from .timeline import limit
+
+__all__ = ["Reports", "filter_factory", "SETTINGS"]
+
+REPORT_INVALID = "report-invalid"
+REPORT_TOO_LARGE = "report-too-large"
+PARTNER_REPORT = "partner-report"
+RATE_LIMITED = "rate-limited"
+
+_log = timeline.log
+
+
+def _path(text: str) -> str:
+    value = text.strip()
+    if not value.startswith("/") or any(ch.isspace() for ch in value):
+        raise ValueError("a URL path starting with /")
+    return value
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    values = settings.words(text)
+    for value in values:
+        if not value.startswith(("https://", "http://")) or value.count("/") != 2:
+            raise ValueError(f"origins such as https://app.example.com ({value!r} is not one)")
+    return values
+
+
+def _uris(text: str) -> tuple[str, ...]:
+    return securitytxt.uri_list(settings.words(text))
+
+
+SETTINGS = {
+    "browser_path": (_path, "/_wsgisec/reports/browser"),
+    "partner_path": (_path, "/_wsgisec/reports"),
+    "max_report_size": (settings.size, "64KB"),
+    "max_json_depth": (settings.integer(1, 64), "8"),
+    "max_batch": (settings.integer(1, 1000), "100"),
+    "max_field_length": (settings.integer(16, 65536), "1024"),
+    "max_description_length": (settings.integer(16, 65536), "4000"),
+    "rate_limit_client": (limit, "60/1m"),
+    "rate_limit_address": (limit, "30/1m"),
+    "rate_limit_anonymous": (limit, "5/1m"),
+    "rate_limit_global": (limit, "600/1m"),
+    "duplicate_window": (settings.duration, "1h"),
+    "anonymous_reports": (settings.boolean, "false"),
+    "authenticate_with": (settings.words, "token_auth signed_requests"),
+    "browser_origins": (_origins, ""),
+    "reporting_endpoints": (settings.boolean, "true"),
+    "security_contact": (_uris, ""),
+    "security_expires": (settings.duration, "30d"),
+    "security_encryption": (_uris, ""),
+    "security_policy": (_uris, ""),
+    "security_canonical": (_uris, ""),
+    "security_acknowledgments": (_uris, ""),
+    "security_hiring": (_uris, ""),
+    "security_languages": (settings.words, ""),
+    "store": (settings.optional(settings.store_url), None),
+}
+
+_BROWSER_TYPES = ("application/csp-report", "application/reports+json", "application/json")
+_NO_STORE = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
+
+
+def _fixed(status: str, headers, body: bytes = b""):
+    def app(environ, start_response):
+        start_response(status, list(headers) + [("Content-Length", str(len(body)))])
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+    return app
+
+
+def _json(status: str, document: dict, headers=()):
+    body = json.dumps(document).encode("utf-8")
+    return _fixed(status, [("Content-Type", "application/json")] + _NO_STORE + list(headers), body)
+
+
+def _media_type(environ) -> str:
+    return (environ.get("CONTENT_TYPE") or "").split(";", 1)[0].strip().lower()
+
+
+class Reports(Layer):
+    """The security report collector (see the module docstring for every setting)."""
+
+    wsgisec_layer = "reports"
+
+    def __init__(self, app, *, browser_path="/_wsgisec/reports/browser",
+                 partner_path="/_wsgisec/reports", max_report_size=64 * 1024, max_json_depth=8,
+                 max_batch=100, max_field_length=1024, max_description_length=4000,
+                 rate_limit_client="60/1m", rate_limit_address="30/1m",
+                 rate_limit_anonymous="5/1m", rate_limit_global="600/1m",
+                 duplicate_window=3600, anonymous_reports=False,
+                 authenticate_with=("token_auth", "signed_requests"), browser_origins=(),
+                 reporting_endpoints=True, security_contact=(), security_expires=30 * 86400,
+                 security_encryption=(), security_policy=(), security_canonical=(),
+                 security_acknowledgments=(), security_hiring=(), security_languages=(),
+                 store=None):
+        if browser_path == partner_path:
+            raise ConfigurationError("browser_path and partner_path must differ")
+        self.app = app
+        self.browser_path, self.partner_path = browser_path, partner_path
+        self.max_report_size, self.max_json_depth = max_report_size, max_json_depth
+        self.max_batch, self.max_field = max_batch, max_field_length
+        self.max_description = max_description_length
+        self.limits = {name: limit(value) if isinstance(value, str) else value for name, value in (
+            ("client", rate_limit_client), ("address", rate_limit_address),
+            ("anonymous", rate_limit_anonymous), ("global", rate_limit_global))}
+        self.duplicate_window = duplicate_window
+        self.anonymous_reports = anonymous_reports
+        self.authenticate_with = tuple(authenticate_with)
+        self.browser_origins = frozenset(browser_origins)
+        self.store = coerce_store(store)
+        self.security_txt = None
+        if security_contact:
+            fields = dict(contact=tuple(security_contact), expires_in=security_expires,
+                          encryption=tuple(security_encryption), policy=tuple(security_policy),
+                          canonical=tuple(security_canonical), hiring=tuple(security_hiring),
+                          acknowledgments=tuple(security_acknowledgments),
+                          languages=tuple(security_languages))
+            securitytxt.render(**fields)  # fail at start-up, not at the first request
+            self.security_txt = fields
+        self.endpoints = (f'default="{browser_path}", wsgisec-csp="{browser_path}"'
+                          if reporting_endpoints else None)
+        self._auth = self._auth_chain(app)
+        self.settings = {
+            "browser_path": browser_path, "partner_path": partner_path,
+            "max_report_size": max_report_size, "max_json_depth": max_json_depth,
+            "max_batch": max_batch, "max_field_length": max_field_length,
+            "max_description_length": max_description_length,
+            **{f"rate_limit_{name}": str(rule) for name, rule in self.limits.items()},
+            "duplicate_window": duplicate_window, "anonymous_reports": anonymous_reports,
+            "authenticate_with": list(self.authenticate_with),
+            "browser_origins": sorted(self.browser_origins),
+            "reporting_endpoints": reporting_endpoints,
+            "security_contact": list(security_contact), "security_expires": security_expires,
+            "security_encryption": list(security_encryption), "security_policy": list(security_policy),
+            "security_canonical": list(security_canonical),
+            "security_acknowledgments": list(security_acknowledgments),
+            "security_hiring": list(security_hiring), "security_languages": list(security_languages),
+            "store": getattr(self.store, "url", None),
+        }
+
+    def _auth_chain(self, app):
+        """The authentication layers inside us, as copies that end at the partner intake.
+
+        Shallow copies share each layer's store and settings; only ``app`` differs, so a
+        partner report is authenticated exactly as an API call is, and never reaches the
+        allowlist or the legacy app (which do not know the intake path).
+        """
+        if app is None:
+            return None
+        found = {getattr(type(layer), "wsgisec_layer", None): layer
+                 for layer in pipeline.layers(app)[:-1]}
+        chain = [found[name] for name in self.authenticate_with if name in found]
+        inner = self._accept_partner
+        for layer in reversed(chain):
+            clone = copy.copy(layer)
+            clone.app = inner
+            inner = clone
+        return inner if chain else None
+
+    def warnings(self):
+        found = []
+        if self.security_txt is None:
+            found.append("security_contact is not set: no /.well-known/security.txt is served, "
+                         "so researchers have no published way to reach you (RFC 9116 requires Contact)")
+        if self.anonymous_reports:
+            found.append("anonymous_reports is on: anyone may file partner reports "
+                         f"(limited to {self.limits['anonymous']} per address)")
+        if self.store is None:
+            found.append("no store: every report is refused with 503")
+        if self.app is not None and self._auth is None and not self.anonymous_reports:
+            found.append("no authentication layer (" + ", ".join(self.authenticate_with)
+                         + ") inside this one: partner reports are refused unless another "
+                           "layer sets wsgisec.client")
+        return found
+
+    # -- the request --------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == self.browser_path:
+            handler = self._browser
+        elif path == self.partner_path:
+            handler = self._partner
+        elif path == securitytxt.PATH and self.security_txt is not None:
+            return self._security_txt(environ, start_response)
+        else:
+            if self.endpoints is None:
+                return self.app(environ, start_response)
+            return self.app(environ, self._with_endpoints(start_response))
+        try:
+            return handler(environ, start_response)
+        except StoreUnavailable as error:
+            events.ops_log.error("reports: store unavailable: %s", type(error).__name__)
+            return problem(environ, 503, "Reports cannot be accepted right now; please retry.",
+                           headers=[("Retry-After", "5")])(environ, start_response)
+
+    def _with_endpoints(self, start_response):
+        endpoints = self.endpoints
+
+        def reporting_start_response(status, headers, exc_info=None):
+            headers = list(headers)
+            for index, (name, value) in enumerate(headers):
+                if name.lower() == "reporting-endpoints":
+                    # A structured dictionary (RFC 8941): add only the names it lacks.
+                    missing = [item.strip() for item in endpoints.split(",")
+                               if item.split("=", 1)[0].strip() + "=" not in value.replace(" ", "")]
+                    if missing:
+                        headers[index] = (name, value + ", " + ", ".join(missing))
+                    break
+            else:
+                headers.append(("Reporting-Endpoints", endpoints))
+            return start_response(status, headers, exc_info)
+
+        return reporting_start_response
+
+    def _security_txt(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return problem(environ, 405, "Use GET.", headers=[("Allow", "GET, HEAD")])(
+                environ, start_response)
+        body = securitytxt.render(**self.security_txt)
+        return _fixed("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
+                                 ("Cache-Control", "max-age=3600")], body)(environ, start_response)
+
+    def _refuse(self, environ, status, detail, code=None, headers=(), severity="info", store=True):
+        incident = None
+        if code is not None:
+            # Refusals are events like any other layer's (log always; store unless flooding).
+            incident = events.emit(environ, code, detail, severity=severity, logger=_log,
+                                   store=self.store if store else None)
+        return problem(environ, status, detail, incident=incident, headers=list(headers),
+                       extra={"reason": code} if code else None)
+
+    def _precheck(self, environ, media_types):
+        """A refusal app for a request refused from its headers alone, or None."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            return problem(environ, 405, "Reports are sent with POST.", headers=[("Allow", "POST")])
+        length = (environ.get("CONTENT_LENGTH") or "").strip()
+        if length.isdigit() and int(length) > self.max_report_size:
+            return self._refuse(environ, 413, "The report is too large.", REPORT_TOO_LARGE)
+        if _media_type(environ) not in media_types:
+            return problem(environ, 415, "Reports are sent as " + " or ".join(media_types) + ".")
+        if self.store is None:
+            raise StoreUnavailable("no store configured")
+        return None
+
+    def _read(self, environ):
+        """``(document, None)`` or ``(None, refusal app)``."""
+        try:
+            body = read_body(environ, self.max_report_size)
+        except BodyTooLarge:
+            return None, self._refuse(environ, 413, "The report is too large.", REPORT_TOO_LARGE)
+        except ValueError:
+            return None, problem(environ, 400, "The request has an invalid Content-Length.")
+        try:
+            return intake.load_json(body, self.max_json_depth), None
+        except intake.InvalidReport as error:
+            return None, self._refuse(environ, 400, str(error), REPORT_INVALID)
+
+    def _limited(self, environ, checks):
+        retry = timeline.rate_limit(self.store, checks)
+        if retry is None:
+            return None
+        # Logged, not stored: a flood of refusals must not become a flood of rows.
+        return self._refuse(environ, 429, "Too many reports; slow down.", RATE_LIMITED,
+                            headers=[("Retry-After", str(retry))], store=False)
+
+    # -- browser reports ----------------------------------------------------------
+
+    def _cors(self, environ):
+        origin = environ.get("HTTP_ORIGIN")
+        if origin and origin in self.browser_origins:
+            return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+        return []
+
+    def _browser(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "OPTIONS":
+            cors = self._cors(environ)
+            if not cors:
+                return problem(environ, 403, "This origin may not send reports here.")(
+                    environ, start_response)
+            return _fixed("204 No Content", cors + [
+                ("Access-Control-Allow-Methods", "POST"),
+                ("Access-Control-Allow-Headers", "Content-Type"),
+                ("Access-Control-Max-Age", "86400")])(environ, start_response)
+        refusal = self._precheck(environ, _BROWSER_TYPES)
+        address = environ.get("REMOTE_ADDR") or "-"
+        refusal = refusal or self._limited(environ, [
+            (f"address:{address}", self.limits["address"]), ("global", self.limits["global"])])
+        if refusal is None:
+            document, refusal = self._read(environ)
+        if refusal is None:
+            try:
+                reports, dropped = intake.browser_reports(
+                    document, _media_type(environ), max_batch=self.max_batch, max_field=self.max_field)
+            except intake.InvalidReport as error:
+                refusal = self._refuse(environ, 400, str(error), REPORT_INVALID)
+        if refusal is not None:
+            return refusal(environ, start_response)
+        timeline.count_dropped(self.store, dropped)
+        for record in reports:
+            fp = intake.fingerprint("browser", record)
+            _id, _count, new = timeline.remember(self.store, fp, self.duplicate_window)
+            if not new:
+                continue
+            event = timeline.make_event(environ, record["type"], f"browser report: {record['type']}",
+                                        detail=dict(record, report_id=_id))
+            try:
+                timeline.commit(self.store, event)
+            except StoreUnavailable:
+                timeline.forget(self.store, fp)
+                raise
+        return _fixed("204 No Content", self._cors(environ) + _NO_STORE)(environ, start_response)
+
+    # -- partner reports ----------------------------------------------------------
+
+    def _partner(self, environ, start_response):
+        refusal = self._precheck(environ, ("application/json",))
+        if refusal is not None:
+            return refusal(environ, start_response)
+        has_credentials = "HTTP_AUTHORIZATION" in environ or "HTTP_SIGNATURE" in environ
+        if self._auth is not None and (has_credentials or not self.anonymous_reports):
+            return self._auth(environ, start_response)
+        return self._accept_partner(environ, start_response)
+
+    def _accept_partner(self, environ, start_response):
+        try:
+            return self._partner_report(environ, start_response)
+        except StoreUnavailable as error:  # raised inside the authentication copies' app
+            events.ops_log.error("reports: store unavailable: %s", type(error).__name__)
+            return problem(environ, 503, "Reports cannot be accepted right now; please retry.",
+                           headers=[("Retry-After", "5")])(environ, start_response)
+
+    def _partner_report(self, environ, start_response):
+        client = environ.get("wsgisec.client")
+        client_id = client.get("id") if isinstance(client, dict) else None
+        address = environ.get("REMOTE_ADDR") or "-"
+        if client_id is None and not self.anonymous_reports:
+            return problem(environ, 401, "Partner reports need an access token.",
+                           headers=[("WWW-Authenticate", 'Bearer realm="wsgisec-reports"')])(
+                environ, start_response)
+        own = (f"client:{client_id}", self.limits["client"]) if client_id else \
+            (f"anonymous:{address}", self.limits["anonymous"])
+        refusal = self._limited(environ, [own, (f"address:{address}", self.limits["address"]),
+                                          ("global", self.limits["global"])])
+        if refusal is None:
+            document, refusal = self._read(environ)
+        if refusal is None:
+            try:
+                report = intake.partner_report(document, max_description=self.max_description,
+                                               max_field=self.max_field)
+            except intake.InvalidReport as error:
+                refusal = self._refuse(environ, 400, str(error), REPORT_INVALID)
+        if refusal is not None:
+            return refusal(environ, start_response)
+        fp = intake.fingerprint("partner", client_id or address, report)
+        report_id, count, new = timeline.remember(self.store, fp, self.duplicate_window)
+        if not new:
+            return _json("200 OK", {"id": report_id, "status": "duplicate", "count": count})(
+                environ, start_response)
+        received = events.incident_id(environ)
+        severity = "critical" if report["kind"] == "compromise" else "warning"
+        event = timeline.make_event(
+            environ, PARTNER_REPORT, f"partner report: {report['kind']}", severity=severity,
+            incident=report.get("incident_id") or received, client_id=client_id,
+            detail=dict(report, report_id=report_id, received_incident_id=received,
+                        anonymous=client_id is None))
+        try:
+            timeline.commit(self.store, event)
+        except StoreUnavailable:
+            timeline.forget(self.store, fp)
+            raise
+        return _json("201 Created", {"id": report_id, "status": "received",
+                                     "incident_id": event["incident_id"]})(environ, start_response)
+
+
+def filter_factory(global_conf, **local_conf):
+    """PasteDeploy ``egg:wsgisec#reports``."""
+    kw = settings.parse("reports", SETTINGS, local_conf, global_conf)
+    return pipeline.layer_factory("reports", Reports, kw, global_conf)
