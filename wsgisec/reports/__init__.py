@@ -82,6 +82,9 @@ Settings (ini name, default):
     URIs for the security.txt fields of those names.
 ``security_languages`` (none)
     ``Preferred-Languages:`` tags, e.g. ``en de``.
+``retention`` (90d)
+    Events and reports older than this are purged (about once an hour, by whichever
+    worker takes a report; ``wsgisec reports purge`` does it now).
 ``store`` (``wsgisec.sqlite`` beside the ini file)
     Where reports, counters and duplicates are kept.
 """
@@ -154,6 +157,7 @@ SETTINGS = {
     "security_acknowledgments": (_uris, ""),
     "security_hiring": (_uris, ""),
     "security_languages": (settings.words, ""),
+    "retention": (settings.duration, "90d"),
     "store": (settings.optional(settings.store_url), None),
 }
 
@@ -192,7 +196,7 @@ class Reports(Layer):
                  reporting_endpoints=True, security_contact=(), security_expires=30 * 86400,
                  security_encryption=(), security_policy=(), security_canonical=(),
                  security_acknowledgments=(), security_hiring=(), security_languages=(),
-                 store=None):
+                 retention=90 * 86400, store=None):
         if browser_path == partner_path:
             raise ConfigurationError("browser_path and partner_path must differ")
         self.app = app
@@ -205,6 +209,9 @@ class Reports(Layer):
             ("anonymous", rate_limit_anonymous), ("global", rate_limit_global))}
         self.duplicate_window = duplicate_window
         self.anonymous_reports = anonymous_reports
+        if retention < 86400:
+            raise ConfigurationError("retention must be at least 1d: an investigation needs the history")
+        self.retention = retention
         self.authenticate_with = tuple(authenticate_with)
         self.browser_origins = frozenset(browser_origins)
         self.store = coerce_store(store)
@@ -235,7 +242,7 @@ class Reports(Layer):
             "security_canonical": list(security_canonical),
             "security_acknowledgments": list(security_acknowledgments),
             "security_hiring": list(security_hiring), "security_languages": list(security_languages),
-            "store": getattr(self.store, "url", None),
+            "retention": retention, "store": getattr(self.store, "url", None),
         }
 
     def _auth_chain(self, app):
@@ -409,6 +416,7 @@ class Reports(Layer):
             except StoreUnavailable:
                 timeline.forget(self.store, fp)
                 raise
+        timeline.housekeeping(self.store, self.retention)
         return _fixed("204 No Content", self._cors(environ) + _NO_STORE)(environ, start_response)
 
     # -- partner reports ----------------------------------------------------------
@@ -469,6 +477,7 @@ class Reports(Layer):
         except StoreUnavailable:
             timeline.forget(self.store, fp)
             raise
+        timeline.housekeeping(self.store, self.retention)
         return _json("201 Created", {"id": report_id, "status": "received",
                                      "incident_id": event["incident_id"]})(environ, start_response)
 

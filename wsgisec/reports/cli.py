@@ -17,6 +17,9 @@ every report, one timeline.
     For spreadsheets and SIEMs. CSV cells are formula-safe (OWASP "CSV Injection").
 ``wsgisec reports stats [--since 24h] [--bucket 1h] [--json]``
     Counts per kind, client and address, and per kind over time; dropped browser reports.
+``wsgisec reports purge [--retention 90d]``
+    Delete events and reports older than the layer's ``retention`` (or the one given),
+    and expired rows, now.
 
 Report fields are written by strangers: terminal control characters are replaced before
 they are printed.
@@ -162,6 +165,22 @@ def _stats(args) -> int:
     return EXIT_OK
 
 
+def _purge(args) -> int:
+    from . import Reports
+
+    layer = find_layer_or_exit(args, Reports, "reports")
+    retention = args.retention if args.retention is not None else layer.retention
+    if retention < 86400:
+        return fail("--retention must be at least 1d", EXIT_CONFIG)
+    try:
+        removed = layer.store.purge_events(time.time() - retention)
+        expired = layer.store.purge()
+    except StoreUnavailable as error:
+        return _unavailable(error)
+    print(f"removed {removed} events older than {retention // 86400}d and {expired} expired rows")
+    return EXIT_OK
+
+
 def _filters(parser, since_default=None):
     parser.add_argument("--since", type=duration_argument, default=since_default, metavar="DURATION",
                         help="only events this recent (e.g. 1h, 7d)")
@@ -200,3 +219,9 @@ def register(cli) -> None:
     stats.add_argument("--bucket", type=duration_argument, default=3600, metavar="DURATION",
                        help="width of the over-time buckets (default 1h)")
     stats.add_argument("--json", action="store_true", help="print JSON")
+
+    purge = cli.command("reports", "purge", "delete events older than the retention now", _purge,
+                        group_help=group_help)
+    CLI.add_config_argument(purge)
+    purge.add_argument("--retention", type=duration_argument, default=None, metavar="DURATION",
+                       help="keep this much history (default: the layer's retention)")

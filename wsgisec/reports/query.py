@@ -40,7 +40,7 @@ def select(store, *, since=None, kinds=(), client=None, limit=1000, now=None) ->
     now = time.time() if now is None else now
     exact = [kind for kind in kinds if not any(ch in kind for ch in "*?[")]
     patterns = [kind for kind in kinds if kind not in exact]
-    found = store.events(since=None if since is None else now - since,
+    found = store.events_counted(since=None if since is None else now - since,
                          kinds=exact if exact and not patterns else None, limit=MAX_EVENTS)
     selected = []
     for event in reversed(found):
@@ -59,7 +59,7 @@ def for_incident(store, incident: str) -> list[dict]:
     """Every event and report of ``incident``, oldest first: the events it names, and the
     partner reports that quote it or were received under it."""
     matches = []
-    for event in store.events(limit=MAX_EVENTS):
+    for event in store.events_counted(limit=MAX_EVENTS):
         detail = event.get("detail") or {}
         if incident in (event.get("incident_id"), detail.get("incident_id"),
                         detail.get("received_incident_id")):

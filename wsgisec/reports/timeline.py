@@ -135,3 +135,11 @@ def count_dropped(store, dropped: dict, now=None) -> None:
             key = f"{day}:{reason}"
             current = (store.get(NOISE, key) or {}).get("count", 0)
             store.put(NOISE, key, {"count": current + number}, ttl=30 * 86400)
+
+
+def housekeeping(store, retention: int, every: int = 3600) -> int:
+    """Purge events older than ``retention``, at most once per ``every`` seconds across
+    all workers (``store.add`` elects one); returns how many were removed."""
+    if not store.add("reports.housekeeping", "purge", {"at": time.time()}, ttl=every):
+        return 0
+    return store.purge_events(time.time() - retention)
