@@ -82,6 +82,16 @@ Settings (ini name, default):
     URIs for the security.txt fields of those names.
 ``security_languages`` (none)
     ``Preferred-Languages:`` tags, e.g. ``en de``.
+``alerts`` (none)
+    Alert rules, one per line: ``PATTERN COUNT/WINDOW [per address|per client]``, e.g.
+    ``token_auth.* 20/5m per address`` (see :mod:`wsgisec.reports.alerts`). Alerts go to
+    the ``wsgisec.alerts`` logger.
+``alert_webhook`` (none)
+    Also POST each alert (JSON) to this ``https://`` URL.
+``alert_webhook_timeout`` (5s), ``alert_webhook_retries`` (3)
+    Per attempt; attempts after the first wait 0.5 s, 1 s, 2 s …
+``alert_webhook_secret`` (none)
+    ``env:NAME``: sign each webhook body (``X-Wsgisec-Signature: sha256=...``).
 ``retention`` (90d)
     Events and reports older than this are purged (about once an hour, by whichever
     worker takes a report; ``wsgisec reports purge`` does it now).
@@ -99,6 +109,7 @@ from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
 from . import securitytxt
+from .alerts import AlertWatcher, Webhook, install as install_alerts, rules as alert_rules
 from .endpoints import PARTNER_REPORT, RATE_LIMITED, REPORT_INVALID, REPORT_TOO_LARGE, Intake, fixed
 from .timeline import limit
 
@@ -120,6 +131,13 @@ def _origins(text: str) -> tuple[str, ...]:
         if not value.startswith(("https://", "http://")) or value.count("/") != 2:
             raise ValueError(f"origins such as https://app.example.com ({value!r} is not one)")
     return values
+
+
+def _webhook_url(text: str) -> str:
+    value = text.strip()
+    if value and not value.startswith(("https://", "http://")):
+        raise ValueError("an https:// URL")
+    return value
 
 
 def _uris(text: str) -> tuple[str, ...]:
@@ -151,6 +169,11 @@ SETTINGS = {
     "security_acknowledgments": (_uris, ""),
     "security_hiring": (_uris, ""),
     "security_languages": (settings.words, ""),
+    "alerts": (alert_rules, ""),
+    "alert_webhook": (_webhook_url, ""),
+    "alert_webhook_timeout": (settings.duration, "5s"),
+    "alert_webhook_retries": (settings.integer(0, 10), "3"),
+    "alert_webhook_secret": (settings.optional(settings.secret), ""),
     "retention": (settings.duration, "90d"),
     "store": (settings.optional(settings.store_url), None),
 }
@@ -170,7 +193,8 @@ class Reports(Intake, Layer):
                  reporting_endpoints=True, security_contact=(), security_expires=30 * 86400,
                  security_encryption=(), security_policy=(), security_canonical=(),
                  security_acknowledgments=(), security_hiring=(), security_languages=(),
-                 retention=90 * 86400, store=None):
+                 alerts=(), alert_webhook="", alert_webhook_timeout=5, alert_webhook_retries=3,
+                 alert_webhook_secret=None, retention=90 * 86400, store=None):
         if browser_path == partner_path:
             raise ConfigurationError("browser_path and partner_path must differ")
         self.app = app
@@ -186,9 +210,19 @@ class Reports(Intake, Layer):
         if retention < 86400:
             raise ConfigurationError("retention must be at least 1d: an investigation needs the history")
         self.retention = retention
+        self.alert_webhook = alert_webhook
+        if alert_webhook and not alerts:
+            raise ConfigurationError("alert_webhook needs alerts (rules) to send")
         self.authenticate_with = tuple(authenticate_with)
         self.browser_origins = frozenset(browser_origins)
         self.store = coerce_store(store)
+        if isinstance(alerts, str):
+            alerts = alert_rules(alerts)
+        self.watcher = None
+        if alerts and self.store is not None:
+            webhook = Webhook(alert_webhook, timeout=alert_webhook_timeout, retries=alert_webhook_retries,
+                              secret=alert_webhook_secret) if alert_webhook else None
+            self.watcher = AlertWatcher(self.store, alerts, webhook)
         self.security_txt = None
         if security_contact:
             fields = dict(contact=tuple(security_contact), expires_in=security_expires,
@@ -216,8 +250,13 @@ class Reports(Intake, Layer):
             "security_canonical": list(security_canonical),
             "security_acknowledgments": list(security_acknowledgments),
             "security_hiring": list(security_hiring), "security_languages": list(security_languages),
+            "alerts": [str(rule) for rule in alerts], "alert_webhook": alert_webhook,
+            "alert_webhook_timeout": alert_webhook_timeout, "alert_webhook_retries": alert_webhook_retries,
+            "alert_webhook_secret": alert_webhook_secret,
             "retention": retention, "store": getattr(self.store, "url", None),
         }
+        if self.watcher is not None and app is not None:
+            install_alerts(self.watcher)  # built for real, not only validated: watch events
 
     def _auth_chain(self, app):
         """The authentication layers inside us, as copies that end at the partner intake.
@@ -243,6 +282,9 @@ class Reports(Intake, Layer):
         if self.security_txt is None:
             found.append("security_contact is not set: no /.well-known/security.txt is served, "
                          "so researchers have no published way to reach you (RFC 9116 requires Contact)")
+        host = self.alert_webhook.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        if self.alert_webhook.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+            found.append("alert_webhook is plain http: alerts cross the network in clear text")
         if self.anonymous_reports:
             found.append("anonymous_reports is on: anyone may file partner reports "
                          f"(limited to {self.limits['anonymous']} per address)")
