@@ -92,6 +92,17 @@ Settings (ini name, default):
     Per attempt; attempts after the first wait 0.5 s, 1 s, 2 s …
 ``alert_webhook_secret`` (none)
     ``env:NAME``: sign each webhook body (``X-Wsgisec-Signature: sha256=...``).
+``dashboard`` (false)
+    Serve the operators' dashboard (HTML) and its JSON twin (``.json``); see
+    :mod:`wsgisec.reports.dashboard`.
+``dashboard_path`` (/_wsgisec/dashboard)
+    Where.
+``dashboard_scope`` (wsgisec:admin)
+    A token with this scope (checked by token_auth inside) may see it.
+``dashboard_token`` (none)
+    ``env:NAME``: a bearer token that may see it too (compared in constant time).
+``dashboard_window`` (24h)
+    How far back the dashboard looks.
 ``retention`` (90d)
     Events and reports older than this are purged (about once an hour, by whichever
     worker takes a report; ``wsgisec reports purge`` does it now).
@@ -109,6 +120,7 @@ from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
 from . import securitytxt
+from .dashboard import DashboardAccess
 from .alerts import AlertWatcher, Webhook, install as install_alerts, rules as alert_rules
 from .endpoints import PARTNER_REPORT, RATE_LIMITED, REPORT_INVALID, REPORT_TOO_LARGE, Intake, fixed
 from .timeline import limit
@@ -174,11 +186,16 @@ SETTINGS = {
     "alert_webhook_timeout": (settings.duration, "5s"),
     "alert_webhook_retries": (settings.integer(0, 10), "3"),
     "alert_webhook_secret": (settings.optional(settings.secret), ""),
+    "dashboard": (settings.boolean, "false"),
+    "dashboard_path": (_path, "/_wsgisec/dashboard"),
+    "dashboard_scope": (settings.words, "wsgisec:admin"),
+    "dashboard_token": (settings.optional(settings.secret), ""),
+    "dashboard_window": (settings.duration, "24h"),
     "retention": (settings.duration, "90d"),
     "store": (settings.optional(settings.store_url), None),
 }
 
-class Reports(Intake, Layer):
+class Reports(Intake, DashboardAccess, Layer):
     """The security report collector (see the module docstring for every setting)."""
 
     wsgisec_layer = "reports"
@@ -194,7 +211,9 @@ class Reports(Intake, Layer):
                  security_encryption=(), security_policy=(), security_canonical=(),
                  security_acknowledgments=(), security_hiring=(), security_languages=(),
                  alerts=(), alert_webhook="", alert_webhook_timeout=5, alert_webhook_retries=3,
-                 alert_webhook_secret=None, retention=90 * 86400, store=None):
+                 alert_webhook_secret=None, dashboard=False, dashboard_path="/_wsgisec/dashboard",
+                 dashboard_scope="wsgisec:admin", dashboard_token=None, dashboard_window=86400,
+                 retention=90 * 86400, store=None):
         if browser_path == partner_path:
             raise ConfigurationError("browser_path and partner_path must differ")
         self.app = app
@@ -214,6 +233,17 @@ class Reports(Intake, Layer):
         if alert_webhook and not alerts:
             raise ConfigurationError("alert_webhook needs alerts (rules) to send")
         self.authenticate_with = tuple(authenticate_with)
+        if not isinstance(dashboard_scope, str):  # the ini parser gives words
+            if len(dashboard_scope) != 1:
+                raise ConfigurationError("dashboard_scope is one scope")
+            dashboard_scope = dashboard_scope[0]
+        if dashboard_window < 3600:
+            raise ConfigurationError("dashboard_window must be at least 1h")
+        self.dashboard, self.dashboard_path = dashboard, dashboard_path
+        self.dashboard_scope, self.dashboard_token = dashboard_scope, dashboard_token
+        self.dashboard_window = dashboard_window
+        if dashboard_path in (browser_path, partner_path):
+            raise ConfigurationError("dashboard_path must differ from the intake paths")
         self.browser_origins = frozenset(browser_origins)
         self.store = coerce_store(store)
         if isinstance(alerts, str):
@@ -234,7 +264,9 @@ class Reports(Intake, Layer):
             self.security_txt = fields
         self.endpoints = (f'default="{browser_path}", wsgisec-csp="{browser_path}"'
                           if reporting_endpoints else None)
-        self._auth = self._auth_chain(app)
+        self._auth = self._auth_chain(app, self.authenticate_with, self._accept_partner)
+        self._dashboard_auth = self._auth_chain(app, ("token_auth",), self._dashboard_scoped) \
+            if dashboard else None
         self.settings = {
             "browser_path": browser_path, "partner_path": partner_path,
             "max_report_size": max_report_size, "max_json_depth": max_json_depth,
@@ -253,12 +285,15 @@ class Reports(Intake, Layer):
             "alerts": [str(rule) for rule in alerts], "alert_webhook": alert_webhook,
             "alert_webhook_timeout": alert_webhook_timeout, "alert_webhook_retries": alert_webhook_retries,
             "alert_webhook_secret": alert_webhook_secret,
+            "dashboard": dashboard, "dashboard_path": dashboard_path,
+            "dashboard_scope": dashboard_scope, "dashboard_token": dashboard_token,
+            "dashboard_window": dashboard_window,
             "retention": retention, "store": getattr(self.store, "url", None),
         }
         if self.watcher is not None and app is not None:
             install_alerts(self.watcher)  # built for real, not only validated: watch events
 
-    def _auth_chain(self, app):
+    def _auth_chain(self, app, names, endpoint):
         """The authentication layers inside us, as copies that end at the partner intake.
 
         Shallow copies share each layer's store and settings; only ``app`` differs, so a
@@ -269,8 +304,8 @@ class Reports(Intake, Layer):
             return None
         found = {getattr(type(layer), "wsgisec_layer", None): layer
                  for layer in pipeline.layers(app)[:-1]}
-        chain = [found[name] for name in self.authenticate_with if name in found]
-        inner = self._accept_partner
+        chain = [found[name] for name in names if name in found]
+        inner = endpoint
         for layer in reversed(chain):
             clone = copy.copy(layer)
             clone.app = inner
@@ -290,6 +325,10 @@ class Reports(Intake, Layer):
                          f"(limited to {self.limits['anonymous']} per address)")
         if self.store is None:
             found.append("no store: every report is refused with 503")
+        if self.dashboard and self.dashboard_token is None and self.app is not None \
+                and self._dashboard_auth is None:
+            found.append("dashboard is on but nobody can open it: no token_auth layer inside "
+                         "and no dashboard_token")
         if self.app is not None and self._auth is None and not self.anonymous_reports:
             found.append("no authentication layer (" + ", ".join(self.authenticate_with)
                          + ") inside this one: partner reports are refused unless another "
@@ -304,6 +343,8 @@ class Reports(Intake, Layer):
             handler = self._browser
         elif path == self.partner_path:
             handler = self._partner
+        elif self.dashboard and path in (self.dashboard_path, self.dashboard_path + ".json"):
+            handler = self._dashboard
         elif path == securitytxt.PATH and self.security_txt is not None:
             return self._security_txt(environ, start_response)
         else:
