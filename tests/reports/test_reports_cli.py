@@ -166,3 +166,17 @@ def test_check_warns_without_a_contact(ini, capsys):
         handle.write(text)
     code, out, _ = run(capsys, "check", ini)
     assert code == 1 and "reports: security_contact is not set" in out
+
+
+def test_in_the_flagship_a_partner_report_must_be_signed_too(partner, stack):
+    # A valid bearer token without the request token and signature signed_requests wants.
+    unsigned = partner.post_json("/_wsgisec/reports", {"kind": "abuse", "description": "x"},
+                                 headers={"Authorization": f"Bearer {partner.access_token}"},
+                                 extra_environ={"wsgisec.testing.unsigned": True}, expect_errors=True)
+    assert unsigned.status_int in (400, 401) and unsigned.json["reason"].startswith(("signature", "request-token"))
+    anonymous = partner.post_json("/_wsgisec/reports", {"kind": "abuse", "description": "x"},
+                                  extra_environ={"wsgisec.testing.unsigned": True, "HTTP_AUTHORIZATION": ""},
+                                  expect_errors=True)
+    assert anonymous.status_int == 401
+    store = pipeline.find_layer(stack, Reports).store
+    assert store.events(kinds=["reports.partner-report"]) == []

@@ -147,9 +147,12 @@ class Intake:
         refusal = self._precheck(environ, ("application/json",))
         if refusal is not None:
             return refusal(environ, start_response)
-        has_credentials = "HTTP_AUTHORIZATION" in environ or "HTTP_SIGNATURE" in environ
-        if self._auth is not None and (has_credentials or not self.anonymous_reports):
+        has_credentials = any(key in environ for key in
+                              ("HTTP_AUTHORIZATION", "HTTP_SIGNATURE", "HTTP_SIGNATURE_INPUT"))
+        if has_credentials and self._auth is not None:
             return self._auth(environ, start_response)
+        # No credentials: anonymous (if enabled) or 401, never into the layers inside,
+        # whose own fallbacks (signed_requests' browser CSRF path) lead to the app.
         return self._accept_partner(environ, start_response)
 
     def _accept_partner(self, environ, start_response):
