@@ -314,3 +314,18 @@ def test_filter_factory_builds_the_layer_with_the_default_store(tmp_path):
     assert layer.settings["rate_limit_global"] == "100/3600s"
     assert layer.warnings() == ["no authentication layer (token_auth, signed_requests) inside this "
                                 "one: partner reports are refused unless another layer sets wsgisec.client"]
+
+
+def test_every_setting_is_documented_and_in_the_flagship_ini():
+    import wsgisec.reports
+    from conftest import EXAMPLES, ROOT
+
+    docstring = wsgisec.reports.__doc__
+    readme = (ROOT / "README.md").read_text()
+    ini = (EXAMPLES / "partner_api.ini").read_text()
+    layer = Reports(None)
+    for key in wsgisec.reports.SETTINGS:
+        assert f"``{key}``" in docstring, key
+        assert f"`{key}`" in readme, key
+        assert f"\n{key} =" in ini or f"\n# {key} =" in ini or key == "store", key
+        assert key in layer.settings, key

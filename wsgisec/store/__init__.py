@@ -20,6 +20,10 @@ shapes). Everything is a JSON object in a *namespace* under a *key*:
                              seconds; returns the new count (rate limits)
 ``record_event(event)``      append a security event (a JSON object with ``time``)
 ``events(...)``              read events back, oldest first
+``record_event_aggregated``  keep an event, or raise the ``count`` of a recent identical
+                             one, within a cap of new rows per window (bounded growth)
+``events_counted(...)``      ``events(...)`` with aggregated counts filled in
+``purge_events(before)``     drop events older than ``before`` (retention)
 ``purge()``                  drop expired rows (Redis expires on its own)
 ===========================  ===========================================================
 
