@@ -301,6 +301,9 @@ def test_an_existing_reporting_endpoints_header_is_extended_not_duplicated(make_
     pytest.param({"browser_origins": "https://a.example/path"}, "origins", id="origin-with-path"),
     pytest.param({"anonymous_reports": "ture"}, "true or false", id="lenient-boolean"),
     pytest.param({"browser_path": "/r", "partner_path": "/r"}, "must differ", id="same-paths"),
+    pytest.param({"security_expires": "400d"}, "less than a year", id="expires-over-a-year"),
+    pytest.param({"retention": "1h"}, "at least 1d", id="retention-too-short"),
+    pytest.param({"dashboard_path": "/_wsgisec/reports"}, "must differ", id="dashboard-on-intake"),
 ])
 def test_bad_settings_fail_at_start_up(tmp_path, local_conf, message):
     with pytest.raises(ConfigurationError, match=message):

@@ -253,6 +253,9 @@ class Reports(Intake, DashboardAccess, Layer):
             webhook = Webhook(alert_webhook, timeout=alert_webhook_timeout, retries=alert_webhook_retries,
                               secret=alert_webhook_secret) if alert_webhook else None
             self.watcher = AlertWatcher(self.store, alerts, webhook)
+        if not 86400 <= security_expires <= 365 * 86400:
+            raise ConfigurationError("security_expires must be between 1d and 365d "
+                                     "(RFC 9116 §2.5.5: less than a year ahead)")
         self.security_txt = None
         if security_contact:
             fields = dict(contact=tuple(security_contact), expires_in=security_expires,
@@ -294,11 +297,11 @@ class Reports(Intake, DashboardAccess, Layer):
             install_alerts(self.watcher)  # built for real, not only validated: watch events
 
     def _auth_chain(self, app, names, endpoint):
-        """The authentication layers inside us, as copies that end at the partner intake.
+        """The layers ``names`` inside us, as copies that end at ``endpoint``, or None.
 
         Shallow copies share each layer's store and settings; only ``app`` differs, so a
-        partner report is authenticated exactly as an API call is, and never reaches the
-        allowlist or the legacy app (which do not know the intake path).
+        partner report (or a dashboard request) is authenticated exactly as an API call
+        is, and never reaches the allowlist or the legacy app, which do not know the path.
         """
         if app is None:
             return None
