@@ -180,3 +180,14 @@ def test_in_the_flagship_a_partner_report_must_be_signed_too(partner, stack):
     assert anonymous.status_int == 401
     store = pipeline.find_layer(stack, Reports).store
     assert store.events(kinds=["reports.partner-report"]) == []
+
+
+def test_the_installed_command_runs_the_verbs(ini, partner):
+    import subprocess
+    import sys
+
+    partner.post_json("/_wsgisec/reports", {"kind": "abuse", "description": "scraping"}, status=201)
+    done = subprocess.run([sys.executable, "-m", "wsgisec.cli", "reports", "list", "--config", ini, "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["kind"] for line in done.stdout.splitlines()] == ["reports.partner-report"]
