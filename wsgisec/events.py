@@ -17,6 +17,10 @@ The incident id is per request: the first event (or error page) of a request cre
 it and stores it in ``environ["wsgisec.incident_id"]``; later events of the same request
 reuse it, and the caller is shown the same id, so a partner can quote it (practice 7).
 
+Bounded growth: repeats of an ``info``/``warning`` event within :data:`AGGREGATE_WINDOW`
+become one stored row with a ``count``, and at most :data:`EVENT_CAP` new rows are
+stored per window (see :func:`aggregation_key`); the log still gets every line.
+
 Only events go to ``wsgisec.events``; free-text operational messages (a store that could
 not keep an event, a configuration warning) go to ``wsgisec.ops``, so a consumer of the
 event stream can parse every line as JSON.
@@ -31,7 +35,7 @@ import time
 
 from .store import StoreUnavailable
 
-__all__ = ["emit", "incident_id", "SEVERITIES"]
+__all__ = ["emit", "incident_id", "SEVERITIES", "aggregation_key", "AGGREGATE_WINDOW", "EVENT_CAP"]
 
 SEVERITIES = ("info", "warning", "error", "critical")
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
@@ -98,10 +102,41 @@ def emit(environ: dict | None, kind: str, reason: str, *, severity: str = "warni
                          json.dumps(event, ensure_ascii=False, separators=(",", ":")))
     if store is not None:
         try:
-            store.record_event(event)
+            _keep(store, event)
         except StoreUnavailable as error:
             ops_log.error("could not keep event %s in the store: %s", event["incident_id"], error)
     return event["incident_id"]
+
+
+#: Bounded growth under attack: within this many seconds, repeats of an ``info`` or
+#: ``warning`` event (same kind, client, address and reason) raise one row's ``count``,
+#: and at most EVENT_CAP new rows are written per window. ``error`` and ``critical``
+#: events always get a row of their own (each incident id stays findable) within the cap.
+#: The ``wsgisec.events`` log keeps every line either way.
+AGGREGATE_WINDOW = 60
+EVENT_CAP = 1000
+_cap_warned = 0.0
+
+
+def aggregation_key(event: dict) -> str | None:
+    """What makes two events "the same" for :data:`AGGREGATE_WINDOW` (None: never merged)."""
+    if event.get("severity") in ("error", "critical"):
+        return None
+    return "|".join(str(event.get(field) or "") for field in ("kind", "client_id", "remote_addr", "reason"))
+
+
+def _keep(store, event: dict) -> None:
+    aggregate = getattr(store, "record_event_aggregated", None)
+    if aggregate is None:  # a store written before aggregation existed
+        store.record_event(event)
+        return
+    global _cap_warned
+    if aggregate(event, aggregation_key(event), AGGREGATE_WINDOW, EVENT_CAP) == "capped" \
+            and event["time"] - _cap_warned >= AGGREGATE_WINDOW:
+        # Once per window and process: a flood must not double the log.
+        _cap_warned = event["time"]
+        ops_log.warning("event store cap (%d new rows per %ds) reached: until the window "
+                        "ends, new events are in the wsgisec.events log only", EVENT_CAP, AGGREGATE_WINDOW)
 
 
 def logger_for(module: str) -> logging.Logger:

@@ -20,6 +20,10 @@ shapes). Everything is a JSON object in a *namespace* under a *key*:
                              seconds; returns the new count (rate limits)
 ``record_event(event)``      append a security event (a JSON object with ``time``)
 ``events(...)``              read events back, oldest first
+``record_event_aggregated``  keep an event, or raise the ``count`` of a recent identical
+                             one, within a cap of new rows per window (bounded growth)
+``events_counted(...)``      ``events(...)`` with aggregated counts filled in
+``purge_events(before)``     drop events older than ``before`` (retention)
 ``purge()``                  drop expired rows (Redis expires on its own)
 ===========================  ===========================================================
 
@@ -119,6 +123,30 @@ class Store:
 
     def __repr__(self):
         return f"<{type(self).__name__} {redact_url(self.url)}>"
+
+    # -- bounded event growth (used by events.emit and the reports layer) ----------
+
+    def record_event_aggregated(self, event: dict, key: str | None, window: float,
+                                cap: int) -> str:
+        """Keep ``event`` unless it repeats a recent one or the store is flooded.
+
+        Events with the same ``key`` within ``window`` seconds of the first become one
+        row whose ``count`` grows; at most ``cap`` new rows are written per ``window``
+        (``key`` None: never merged, still capped). Returns ``"stored"``, ``"counted"``
+        or ``"capped"`` (not kept: the log line is the only record). Backends without
+        their own version keep every event.
+        """
+        self.record_event(event)
+        return "stored"
+
+    def events_counted(self, since: float | None = None, until: float | None = None,
+                       kinds: Iterable[str] | None = None, limit: int = 1000) -> list[dict]:
+        """:meth:`events`, with each aggregated row's ``count`` filled in."""
+        return self.events(since=since, until=until, kinds=kinds, limit=limit)
+
+    def purge_events(self, before: float) -> int:
+        """Drop events older than ``before`` (Unix seconds): retention. Returns a count."""
+        return 0
 
 
 def redact_url(url: str) -> str:

@@ -26,6 +26,8 @@ from . import Store, StoreUnavailable, redact_url
 
 # Enough history for the report collector; older events are trimmed by Redis.
 EVENTS_MAXLEN = 100_000
+#: How long the repeat count of an aggregated event is kept (as long as events are).
+EVENT_COUNT_TTL = 90 * 86400
 
 
 def _ms(ttl: float) -> int:
@@ -174,3 +176,50 @@ class RedisStore(Store):
 
     def close(self):
         self.client.close()
+
+    # -- bounded event growth (additive; see Store.record_event_aggregated) ---------
+    #
+    # Stream entries cannot change, so the first event of a group is added with an
+    # ``aggregate`` token and later ones only INCR ``evcount:{token}``;
+    # events_counted() adds the counts back. ``evagg:{key}`` holds the group's token
+    # (or "capped") for the window; SET NX picks exactly one writer per group.
+
+    def record_event_aggregated(self, event, key, window, cap):
+        import secrets
+
+        token = secrets.token_hex(8)
+        if key is not None:
+            group = f"{self.prefix}evagg:{key}"
+            if not self._call(self.client.set, group, token, px=_ms(window), nx=True):
+                current = self._call(self.client.get, group)
+                if current == b"capped":
+                    return "capped"
+                if current is not None:
+                    pipe = self.client.pipeline(transaction=True)
+                    pipe.incr(f"{self.prefix}evcount:{current.decode()}")
+                    pipe.pexpire(f"{self.prefix}evcount:{current.decode()}", _ms(EVENT_COUNT_TTL))
+                    self._call(pipe.execute)
+                    return "counted"
+        if self.incr("events", "rows", window) > cap:
+            if key is not None:
+                self._call(self.client.set, f"{self.prefix}evagg:{key}", "capped", px=_ms(window))
+            return "capped"
+        self.record_event(dict(event, aggregate=token) if key is not None else event)
+        return "stored"
+
+    def events_counted(self, since=None, until=None, kinds=None, limit=1000):
+        found = self.events(since=since, until=until, kinds=kinds, limit=limit)
+        tokens = [event.get("aggregate") for event in found]
+        names = [f"{self.prefix}evcount:{token}" for token in tokens if token]
+        counts = iter(self._call(self.client.mget, names) if names else ())
+        for event, token in zip(found, tokens):
+            if token:
+                extra = next(counts)
+                del event["aggregate"]
+                if extra:
+                    event["count"] = 1 + int(extra)
+        return found
+
+    def purge_events(self, before):
+        return int(self._call(self.client.xtrim, f"{self.prefix}events",
+                              minid=str(max(0, int(before * 1000)))))

@@ -295,6 +295,52 @@ class SQLiteStore(Store):
             self.purge()
 
 
+    # -- bounded event growth (additive; see Store.record_event_aggregated) ---------
+
+    _AGGREGATES = "events.aggregate"  # kv: aggregation key -> {"id": events row or None}
+
+    def record_event_aggregated(self, event, key, window, cap):
+        now = self.clock()
+        with self._errors():
+            connection = self._connection()
+            with _transaction(connection):
+                if key is not None:
+                    row = connection.execute(
+                        "SELECT value FROM kv WHERE ns = ? AND key = ? AND expires > ?",
+                        (self._AGGREGATES, key, now)).fetchone()
+                    if row is not None:
+                        event_id = json.loads(row[0]).get("id")
+                        if event_id is None:
+                            return "capped"
+                        # One row, its count raised in place: a flood is an UPDATE, not rows.
+                        if connection.execute(
+                                "UPDATE events SET data = json_set(data, '$.count', "
+                                "coalesce(json_extract(data, '$.count'), 1) + 1, '$.last_time', ?) "
+                                "WHERE id = ?", (event["time"], event_id)).rowcount:
+                            return "counted"
+                rows = connection.execute(
+                    "INSERT INTO counters (ns, key, count, expires) VALUES ('events', 'rows', 1, ?) "
+                    "ON CONFLICT (ns, key) DO UPDATE SET "
+                    "count = CASE WHEN counters.expires <= ? THEN 1 ELSE counters.count + 1 END, "
+                    "expires = CASE WHEN counters.expires <= ? THEN excluded.expires "
+                    "ELSE counters.expires END RETURNING count", (now + window, now, now)).fetchone()[0]
+                event_id = None
+                if rows <= cap:
+                    event_id = connection.execute(
+                        "INSERT INTO events (time, kind, data) VALUES (?, ?, ?)",
+                        (event["time"], event["kind"], json.dumps(event, separators=(",", ":")))).lastrowid
+                if key is not None:
+                    connection.execute(
+                        "INSERT OR REPLACE INTO kv (ns, key, value, expires) VALUES (?, ?, ?, ?)",
+                        (self._AGGREGATES, key, json.dumps({"id": event_id}), now + window))
+        self._maybe_purge()
+        return "stored" if event_id is not None else "capped"
+
+    def purge_events(self, before):
+        with self._errors():
+            return self._connection().execute("DELETE FROM events WHERE time < ?", (before,)).rowcount
+
+
 class _transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (autocommit connections)."""
 
