@@ -24,6 +24,7 @@ _EXPORTS = {
     "BrowserCSRF": ".signed_requests.csrf",
     "Whitelist": ".whitelist",
     "Escaping": ".escaping",
+    "Reports": ".reports",
     "ConfigurationError": ".settings",
 }
 
