@@ -89,10 +89,10 @@ import ipaddress
 import re
 from urllib.parse import quote, unquote
 
-from . import events, pipeline, settings
+from . import events, settings
 from .credentials import (CREDENTIALS_OVER_PLAINTEXT, CREDENTIAL_PARAMS,  # noqa: F401 (event code)
                           header_keys, plaintext_refusal)
-from .pipeline import Layer
+from .layer import Layer, layer_factory
 from .responses import problem, redirect as redirect_response
 from .settings import ConfigurationError
 from .store import coerce as coerce_store
@@ -436,5 +436,5 @@ def _parse_forwarded(value: str):
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#https``."""
     kw = settings.parse("https", SETTINGS, local_conf, global_conf)
-    return pipeline.layer_factory("https", HTTPSOnly, kw, global_conf)
+    return layer_factory("https", HTTPSOnly, kw, global_conf)
 

@@ -115,7 +115,7 @@ from __future__ import annotations
 import copy
 
 from .. import events, pipeline, settings
-from ..pipeline import Layer
+from ..layer import Layer, layer_factory
 from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
@@ -392,4 +392,4 @@ class Reports(Intake, DashboardAccess, Layer):
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#reports``."""
     kw = settings.parse("reports", SETTINGS, local_conf, global_conf)
-    return pipeline.layer_factory("reports", Reports, kw, global_conf)
+    return layer_factory("reports", Reports, kw, global_conf)

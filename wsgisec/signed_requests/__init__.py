@@ -133,9 +133,9 @@ from __future__ import annotations
 import re
 import time
 
-from .. import events, httpsig, pipeline, settings
+from .. import events, httpsig, settings
 from ..credentials import CLIENTS, SIGNING_KEYS
-from ..pipeline import Layer
+from ..layer import Layer, layer_factory
 from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
@@ -407,4 +407,4 @@ def filter_factory(global_conf, **local_conf):
     if not kw["browser_csrf"]:
         # Defaults of the browser half are dropped; csrf_* keys written in the ini are an error.
         kw = {key: value for key, value in kw.items() if not key.startswith("csrf_") or key in local_conf}
-    return pipeline.layer_factory("signed_requests", SignedRequests, kw, global_conf)
+    return layer_factory("signed_requests", SignedRequests, kw, global_conf)

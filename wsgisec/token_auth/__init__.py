@@ -102,10 +102,10 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qsl
 
-from .. import events, pipeline, settings
+from .. import events, settings
 from ..credentials import (CREDENTIALS_OVER_PLAINTEXT, TOKENS, bearer_token, digest,  # noqa: F401
                            plaintext_refusal, revoke_token)
-from ..pipeline import Layer
+from ..layer import Layer, layer_factory
 from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
@@ -369,4 +369,4 @@ class TokenAuth(Layer):
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#token_auth``."""
     kw = settings.parse("token_auth", SETTINGS, local_conf, global_conf)
-    return pipeline.layer_factory("token_auth", TokenAuth, kw, global_conf)
+    return layer_factory("token_auth", TokenAuth, kw, global_conf)
