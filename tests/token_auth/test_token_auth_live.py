@@ -214,6 +214,8 @@ def test_sqlite_file_holds_no_plaintext_secret_or_token(load_example, store_url)
 # README.md's partner quick-start, run verbatim (one source: edit it there).
 QUICKSTART = re.search(r"<!-- quick-start[^\n]*-->\n```bash\n(.*?)```",
                        (ROOT / "README.md").read_text(), re.S).group(1)
+PARTNER_AUTH = re.search(r"<!-- partner-auth[^\n]*-->\n```python\n(.*?)```",
+                         (ROOT / "README.md").read_text(), re.S).group(1)
 
 
 @pytest.mark.skipif(not shutil.which("curl") or not shutil.which("bash"), reason="needs curl and bash")
@@ -246,6 +248,7 @@ def test_readme_partner_quick_start_works_when_pasted(tmp_path):
         script = "set -e\n" + QUICKSTART.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
         result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
                                 text=True, timeout=120)
+        partner_auth = _run_partner_auth_snippet(tmp_path, env, port) if result.returncode == 0 else None
     finally:
         server.terminate()
         server.wait(10)
@@ -261,5 +264,24 @@ def test_readme_partner_quick_start_works_when_pasted(tmp_path):
     lines.pop(2)
     assert lines[2].startswith("200 ") and '"Widget"' in lines[2]
     assert lines[3] == "revoke: 200"
+    # README's PartnerAuth snippet, pasted by the same partner: token, signature, 200.
+    assert partner_auth.returncode == 0, partner_auth.stderr
+    assert partner_auth.stdout.strip() == "200 Widget"
     # Signed, and refused by token_auth: the access token went with its refresh token.
     assert lines[4].startswith("401 ") and '"error": "invalid_token"' in lines[4]
+
+
+def _run_partner_auth_snippet(directory, env, port):
+    """The quick-start's partner runs README's PartnerAuth snippet with its variables."""
+    import json
+
+    client = json.loads((directory / "acme-client.json").read_text())
+    key = json.loads((directory / "acme-signing-key.json").read_text())
+    issued = subprocess.run(["wsgisec", "client", "request-token", client["client_id"], "--json"],
+                            cwd=directory, env=dict(env, WSGISEC_CONFIG="examples/partner_api.ini"),
+                            capture_output=True, text=True, timeout=60, check=True)
+    variables = dict(env, API=f"http://127.0.0.1:{port}", CLIENT_ID=client["client_id"],
+                     CLIENT_SECRET=client["client_secret"], KEY_ID=key["keyid"], SIGNING_KEY=key["key"],
+                     REQUEST_TOKEN=json.loads(issued.stdout)["request_token"])
+    return subprocess.run([sys.executable, "-c", PARTNER_AUTH], cwd=directory, env=variables,
+                          capture_output=True, text=True, timeout=60)
