@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
 import time
 
 import pytest
@@ -50,26 +48,9 @@ def stack(tmp_path):
 
 
 @pytest.fixture
-def served(stack):
-    import waitress.server
-
+def served(stack, wsgi_server):
     outer = stack[0]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = waitress.server.create_server(outer, host="127.0.0.1", port=port, threads=2)
-    thread = threading.Thread(target=run_quietly, args=(server,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}", stack
-    server.close()
-    thread.join(timeout=5)
-
-
-def run_quietly(server):
-    try:
-        server.run()
-    except (OSError, ValueError):
-        pass  # the test closed the sockets while the loop was in select()
+    return wsgi_server(outer, threads=2).url, stack
 
 
 class Counting(requests.Session):
