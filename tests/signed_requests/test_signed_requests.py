@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
 import time
 from urllib.parse import urlsplit
 
@@ -458,30 +456,11 @@ def test_default_configuration_has_no_warnings(tmp_path):
 
 # -- a real server ------------------------------------------------------------------------
 
-def run_quietly(server):
-    try:
-        server.run()
-    except (OSError, ValueError):
-        pass  # the test closed the sockets while the loop was in select()
-
-
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, wsgi_server):
     """The layer behind a real waitress server on an ephemeral port (SQLite store)."""
-    import waitress.server
-
-    store_url = "sqlite:///" + str(tmp_path / "server.sqlite")
-    layer = make_layer(store_url)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    srv = waitress.server.create_server(layer, host="127.0.0.1", port=port, threads=2)
-    thread = threading.Thread(target=run_quietly, args=(srv,), daemon=True)
-    thread.start()
-    yield layer, f"http://127.0.0.1:{port}"
-    srv.close()
-    thread.join(timeout=5)
+    layer = make_layer("sqlite:///" + str(tmp_path / "server.sqlite"))
+    return layer, wsgi_server(layer, threads=2).url
 
 
 def test_third_party_client_against_waitress(server):
