@@ -83,17 +83,36 @@ def wsgi_server():
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """One headless Debian chromium for the session (skips, saying why, without it)."""
+def playwright():
+    """Playwright's driver, once per session: a process may hold only one sync instance."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"browser test: no chromium at {CHROMIUM} (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with sync_api.sync_playwright() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    """One headless Debian chromium for the session (skips, saying why, without it)."""
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def chromium_with(playwright):
+    """``chromium_with(*extra_flags)``: a Chromium of its own for a test that needs more
+    flags than ``CHROMIUM_ARGS`` (closed when the test ends)."""
+    launched = []
+
+    def launch(*extra):
+        launched.append(playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(extra)))
+        return launched[-1]
+
+    yield launch
+    for chromium in launched:
+        chromium.close()
 
 
 _SETTLED = """() => new Promise(resolve => {

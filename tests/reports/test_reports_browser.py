@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, EXAMPLES, needs_chromium
+from conftest import EXAMPLES, needs_chromium
 from reports_support import reports_of, wait_for
 from test_stack import serve_tls
 from wsgisec import pipeline
@@ -26,7 +26,7 @@ pytestmark = needs_chromium
 # The certificate is self-signed: the browser's own network service (which uploads
 # reports) must accept it too, not only the page's context. A short reporting delay
 # makes Chromium send Reporting API batches at once instead of after about a minute.
-ARGS = CHROMIUM_ARGS + ["--ignore-certificate-errors", "--short-reporting-delay"]
+EXTRA_FLAGS = ("--ignore-certificate-errors", "--short-reporting-delay")
 
 
 @pytest.fixture
@@ -36,29 +36,23 @@ def ini(tmp_path):
     return str(copy / "partner_api.ini")
 
 
-def test_a_csp_violation_in_chromium_reaches_reports_list(ini, tmp_path, capsys):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+def test_a_csp_violation_in_chromium_reaches_reports_list(ini, tmp_path, capsys, chromium_with):
     stack = pipeline.load(ini)
     store = pipeline.find_layer(stack, Reports).store
     site = serve_tls(stack, tmp_path)
     origin = f"https://127.0.0.1:{site.server_address[1]}"
     try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = browser.new_context(ignore_https_errors=True).new_page()
-                page.set_default_timeout(15000)
-                response = page.goto(f"{origin}/search?q=widgets")
-                policy = response.headers["content-security-policy-report-only"]
-                assert "report-uri /_wsgisec/reports/browser" in policy
-                assert "wsgisec-csp=" in response.headers["reporting-endpoints"]
-                # An inline script: default-src 'self' does not allow it (report-only, so
-                # it still runs, and the browser reports the violation).
-                page.add_script_tag(content="window.__inline = 1")
-                assert page.evaluate("window.__inline") == 1
-                found = wait_for(lambda: reports_of(store, "reports.csp-violation"), timeout=30)
-            finally:
-                browser.close()
+        page = chromium_with(*EXTRA_FLAGS).new_context(ignore_https_errors=True).new_page()
+        page.set_default_timeout(15000)
+        response = page.goto(f"{origin}/search?q=widgets")
+        policy = response.headers["content-security-policy-report-only"]
+        assert "report-uri /_wsgisec/reports/browser" in policy
+        assert "wsgisec-csp=" in response.headers["reporting-endpoints"]
+        # An inline script: default-src 'self' does not allow it (report-only, so it
+        # still runs, and the browser reports the violation).
+        page.add_script_tag(content="window.__inline = 1")
+        assert page.evaluate("window.__inline") == 1
+        found = wait_for(lambda: reports_of(store, "reports.csp-violation"), timeout=30)
     finally:
         site.shutdown()
     assert found, "no CSP report reached the store"

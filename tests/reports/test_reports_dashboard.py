@@ -9,7 +9,7 @@ import time
 import pytest
 from webtest import TestApp
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, EXAMPLES, skip_without_chromium, validated
+from conftest import EXAMPLES, skip_without_chromium, validated
 from reports_support import csp_report, legacy_app, make_reports, post_json  # noqa: F401
 from wsgisec import pipeline
 from wsgisec.reports import Reports
@@ -82,8 +82,7 @@ def test_everything_shown_is_escaped(admin_stack, store):
 
 @pytest.mark.browser
 @skip_without_chromium
-def test_dashboard_screenshot_shows_the_chart(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+def test_dashboard_screenshot_shows_the_chart(tmp_path, browser):
     from test_stack import serve_tls
 
     copy = tmp_path / "examples"
@@ -102,25 +101,21 @@ def test_dashboard_screenshot_shows_the_chart(tmp_path):
     site = serve_tls(stack, tmp_path)
     violations = []
     try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                context = browser.new_context(ignore_https_errors=True, viewport={"width": 900, "height": 900},
-                                              extra_http_headers={"Authorization": f"Bearer {token}"})
-                page = context.new_page()
-                page.on("console", lambda message: violations.append(message.text)
-                        if "Content Security Policy" in message.text else None)
-                response = page.goto(f"https://127.0.0.1:{site.server_address[1]}{DASHBOARD}")
-                assert response.status == 200
-                assert page.locator("svg rect").count() >= 3  # bars and legend
-                assert page.inner_text("h1") == "Security events"
-                # The hashed stylesheet applied: the CSP let it through.
-                assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(250, 250, 250)"
-                shot = tmp_path / "dashboard.png"
-                page.screenshot(path=str(shot), full_page=True)
-                assert shot.stat().st_size > 10_000
-            finally:
-                browser.close()
+        context = browser.new_context(ignore_https_errors=True, viewport={"width": 900, "height": 900},
+                                      extra_http_headers={"Authorization": f"Bearer {token}"})
+        page = context.new_page()
+        page.on("console", lambda message: violations.append(message.text)
+                if "Content Security Policy" in message.text else None)
+        response = page.goto(f"https://127.0.0.1:{site.server_address[1]}{DASHBOARD}")
+        assert response.status == 200
+        assert page.locator("svg rect").count() >= 3  # bars and legend
+        assert page.inner_text("h1") == "Security events"
+        # The hashed stylesheet applied: the CSP let it through.
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(250, 250, 250)"
+        shot = tmp_path / "dashboard.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        context.close()
     finally:
         site.shutdown()
     assert violations == []

@@ -134,7 +134,7 @@ import re
 import time
 
 from .. import events, httpsig, settings
-from ..credentials import CLIENTS, SIGNING_KEYS
+from ..credentials import SIGNING_KEYS
 from ..layer import Layer, layer_factory
 from ..responses import problem
 from ..settings import ConfigurationError

@@ -39,8 +39,6 @@ def attacker(victim, wsgi_server):
 
     # "localhost" is another site than "127.0.0.1" for the browser.
     return f"http://localhost:{wsgi_server(app).port}"
-    server.close()
-    thread.join(5)
 
 
 @pytest.fixture
