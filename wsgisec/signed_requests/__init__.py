@@ -365,8 +365,11 @@ class SignedRequests(Layer):
         except Reject as reject:
             return self._reject(environ, reject)(environ, start_response)
         except StoreUnavailable as error:
-            _log.error("store unavailable while verifying a signed request: %s", type(error).__name__)
-            return problem(environ, 503, "The service is temporarily unavailable.",
+            # Logged with the incident id the caller sees (never to the store: it is down),
+            # so an operator can find the 503 a partner quotes. Fail closed.
+            incident = events.emit(environ, "store-unavailable", "store unavailable", severity="error",
+                                   logger=_log, detail={"error": type(error).__name__})
+            return problem(environ, 503, "The service is temporarily unavailable.", incident=incident,
                            headers=[("Retry-After", "5")])(environ, start_response)
         except BodyTooLarge:
             incident = events.emit(environ, BODY_TOO_LARGE, "body larger than max_body_size",
