@@ -26,7 +26,8 @@ original value (or nothing at all).
 Then the value is refused if it contains
 
 * HTML/script markup: a ``<`` that starts a tag, comment, CDATA or processing
-  instruction (``<b``, ``</``, ``<!``, ``<?``) — ``3 < 5`` and ``a <= b`` stay fine;
+  instruction (``<b``, ``</``, ``<!``, ``<?``) — ``3 < 5``, ``a <= b`` and an address
+  ``Jane <jane@example.com>`` stay fine;
 * an event-handler attribute (``onerror=``, ``" onmouseover="``) or a script URL
   (``javascript:``, ``vbscript:``, ``data:text/html``; tabs and newlines inside the
   scheme are ignored, as browsers do), CSS ``expression(``;
@@ -35,6 +36,9 @@ Then the value is refused if it contains
   queries (``; drop table``), ``UNION [ALL] SELECT``, ``SELECT ... FROM ... WHERE``,
   time/out-of-band functions (``sleep(``, ``benchmark(``, ``waitfor delay``,
   ``load_file(``, ``into outfile``), catalog names (``information_schema``);
+* an SQL string-literal breakout: a quote followed by SQL grammar, or a bare value that
+  reads as an SQL expression, decided by the tokeniser in :mod:`wsgisec.whitelist.sqli`
+  (``x' IS NOT NULL --``, ``x'||randomblob (1e9)||'``, ``select"col"from"t"``);
 * path traversal: ``../`` and ``..\\`` (after decoding), and well-known system files
   (``/etc/passwd``, ``c:\\windows\\``, ``/proc/self/``);
 * command-injection sequences: a shell metacharacter (``;``, ``|``, ``||``, ``&&``, a
@@ -70,6 +74,8 @@ import html
 import re
 import unicodedata
 from urllib.parse import unquote
+
+from . import sqli
 
 __all__ = ["Violation", "check", "canonical", "SAFE"]
 
@@ -116,7 +122,9 @@ _SHELL_COMMANDS = (
 _Q = ("'", '"', "`")
 _SPACE = " \t\n\r"
 _RULES = [
-    ("HTML or script markup", ("<",), r"<[a-z!/?%]"),
+    # "Jane <jane@example.com>" is an address: a "tag" of one name with an "@" and no
+    # attribute can carry no handler or URL, so it alone is let through.
+    ("HTML or script markup", ("<",), r"<(?![\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}>)[a-z!/?%]"),
     ("HTML or script markup", ("+ad",), r"\+ad[w4]-"),  # UTF-7 "<"
     ("event-handler attribute", ("on",),
      r"on(?:abort|activate|after|animation|auxclick|before|begin|blur|bounce|"
@@ -145,7 +153,9 @@ _RULES = [
     ("template injection", ("#{",), r"#\{[^}]{0,200}\}"),
     ("template injection", ("@{[",), r"@\{\["),
     ("SQL comment after a quote", ("--", "#", "/*"),
-     r"['\"`](?:\)*(?:--|#|/\*)|\s*\)*\s*(?:--|#|/\*)\s*$|[^'\"`]{0,500}(?:--|#)\s*$)"),
+     # MySQL, the one engine that quotes with backticks, needs a blank after "--": in
+     # prose `--force` and `#channel` are markdown code.
+     r"['\"](?:\)*(?:--|#|/\*)|`\)*(?:--(?:\s|$)|/\*)|\s*\)*\s*(?:--|#|/\*)\s*$|[^'\"`]{0,500}(?:--|#)\s*$)"),
     ("SQL comment after a quote", (";",), r";\s*(?:--|#|/\*)"),
     ("SQL inline comment", ("/*",), r"/\*(?:.{0,500}?\*/|!)"),
     ("SQL tautology", _Q + (")",),
@@ -210,8 +220,8 @@ _RULES += [
     ("path traversal", (".ssh", ".aws", ".git", ".env", ".ht", ".bash_history", ".docker", ".kube", ".npmrc",
                         ".netrc"),
      r"\.(?:ssh|aws|git|env|htaccess|htpasswd|bash_history|docker|kube|npmrc|netrc)\b", "/"),
-    ("command injection", (";", "|", "`"),
-     r"[;|`]\s*(?:/(?:usr/)?(?:local/)?s?bin/)?(?:" + _SHELL_COMMANDS + r")"
+    ("command injection", (";", "|"),
+     r"[;|]\s*(?:/(?:usr/)?(?:local/)?s?bin/)?(?:" + _SHELL_COMMANDS + r")"
      r"(?:\s+[-/~.$'\"\\]|\s*[;|&`>]|\s*$)"),
     ("command injection", ("&&", "$("),
      r"(?:&&|\$\()\s*(?:/(?:usr/)?(?:local/)?s?bin/)?(?:" + _SHELL_COMMANDS + r")"
@@ -222,7 +232,10 @@ _RULES += [
     ("command injection", (" -", " /", "\t-", "\t/", "\n"),
      r"(?:/(?:usr/)?(?:local/)?s?bin/)?(?:" + _SHELL_COMMANDS + r")\s+(?:--?[a-z]|/[a-z])", "line-start"),
     ("command injection", ("$",), r"\$(?:\(|\{|[a-z_]+\s*\)|[a-z_]\w*\s+-c\b)"),
-    ("command injection", ("`",), r"`[^`]*`"),
+    # Command substitution. A markdown code span inside prose ("run `git status` first")
+    # is text; a span at the start of the value, glued to a word or after a
+    # shell metacharacter is how a payload reaches a shell ("`id`", "x;`id`", "a=`id`").
+    ("command injection", ("`",), r"(?:^|[^\s`]|[;|&=$(<>]\s*)`[^`]{1,500}`"),
     ("command injection", ("sh",), r"sh\s+-c\b"),
     ("command injection", ("bin/",), r"/(?:usr/)?(?:local/)?s?bin/\S", _SPACE + ";|&'\"`("),
     ("command injection", ("cmd", "powershell"), r"cmd(?:\.exe)?\s*/[ck]\b|powershell\b"),
@@ -264,7 +277,8 @@ _SQL_CALLS = frozenset(
     "exp floor rand count md5 sha1 unistr openrowset db_name lo_get lo_import lo_export xmltype pow length "
     "lower upper insert date".split())
 _SQL_PREFIXES = ("pg_", "dbms_", "xp_", "sp_", "json_", "utl_inaddr.")
-_SQL_SPACED = frozenset("sleep benchmark pg_sleep load_file extractvalue updatexml group_concat openrowset".split())
+# "sleep (8h)" and "benchmark (2024)" are English; a breakout before them is sqli.py's.
+_SQL_SPACED = frozenset("pg_sleep load_file extractvalue updatexml group_concat openrowset randomblob zeroblob".split())
 _SQL_ARGUMENT = re.compile(r"['\"@(\d]|select\b|null\b|\w+\s*[(,)]|\)|\s*$")
 _PHP_CALLS = frozenset(
     "eval assert system exec passthru shell_exec popen proc_open phpinfo base64_decode call_user_func "
@@ -397,6 +411,10 @@ def check(value: str, decoded: bool = True) -> Violation | None:
         rule = _call_violation(text)
         if rule is not None:
             return Violation(rule)
+    # A quote (or a bare value) followed by SQL grammar: the class keyword rules miss.
+    rule = sqli.breakout(text)
+    if rule is not None:
+        return Violation(rule)
     if "\t" in text or "\n" in text or "\r" in text:
         # Browsers drop tabs/newlines inside a URL scheme: "java\tscript:".
         if _SCRIPT_URL.search(_WHITESPACE.sub("", text)):
