@@ -137,7 +137,7 @@ class _Walk:
     """One left-to-right pass of the expression grammar; records the SQL signs it met."""
 
     __slots__ = ("tokens", "quote", "strong", "terminated", "literal", "literal_first", "logic",
-                 "compare", "select_sign", "union", "function", "stacked", "sql_call")
+                 "compare", "select_sign", "union", "function", "stacked", "sql_call", "tail")
 
     def __init__(self, tokens, quote):
         self.tokens = tokens
@@ -145,12 +145,15 @@ class _Walk:
         self.strong = self.terminated = self.literal = self.literal_first = self.logic = False
         self.compare = self.select_sign = self.union = self.function = self.stacked = False
         self.sql_call = False  # an SQL function called, however spaced
+        self.tail = ""  # the text of an open string that ends the value
 
     def _open_string(self, text) -> bool:
         """An open string ends the value; it is SQL's end if the app's own quote closes it."""
         if len(text) > 1 and text[-1] == text[0] and not _open_inside(text):
             return False
-        self.terminated = self.terminated or (self.quote is not None and text[0] == self.quote)
+        if self.quote is not None and text[0] == self.quote:
+            self.terminated = True
+            self.tail = text[1:]
         return True
 
     def _function(self, kind, name) -> None:
@@ -301,6 +304,10 @@ class _Walk:
                     continue
                 else:
                     return False
+            elif kind == "str" and i == 0 and self.quote is not None and text[0] == self.quote:
+                # 'x' 'y': adjacent literals concatenate (MySQL, PostgreSQL across lines)
+                self._open_string(text)
+                return self.terminated
             else:
                 return False
             alias = False
@@ -314,24 +321,50 @@ def _open_inside(text: str) -> bool:
     return run % 2 == 1
 
 
-def _quoted(text: str, quote: str) -> bool:
-    """Does ``text``, pasted inside ``quote...quote``, break out into SQL?"""
+def _literal_end(text: str, quote: str, backslash: bool) -> int:
+    """Where the literal ``text`` is pasted into ends: its first unescaped ``quote``, or -1."""
     end = text.find(quote)
-    while end != -1 and text.startswith(quote, end + 1):
-        end = text.find(quote, end + 2)  # '' inside a literal is an escaped quote
+    while end != -1:
+        if backslash and (end - len(text[:end].rstrip("\\"))) % 2:
+            end = text.find(quote, end + 1)  # MySQL: \' is an escaped quote too
+        elif text.startswith(quote, end + 1):
+            end = text.find(quote, end + 2)  # '' inside a literal is an escaped quote
+        else:
+            return end
+    return -1
+
+
+def _quoted(text: str, quote: str) -> bool:
+    """Does ``text``, pasted inside ``quote...quote``, break out into SQL?
+
+    Read both as standard SQL and, if it has a backslash, as MySQL (where ``\\'`` does not
+    end the literal, so ``foo\\''or'x`` breaks out only there).
+    """
+    if _breaks_out(text, quote, _literal_end(text, quote, False)):
+        return True
+    return "\\" in text and _breaks_out(text, quote, _literal_end(text, quote, True))
+
+
+def _breaks_out(text: str, quote: str, end: int) -> bool:
     if end == -1:
         return False
     tokens = _Tokens(text, end + 1)
     kind, first = tokens[0]
     if kind is None:
         return False
-    if not (kind in ("op", "comment") or first in (")", ",", ";") or
+    if not (kind in ("op", "comment") or first in (")", ",", ";") or (kind == "str" and first[0] == quote) or
             (kind in ("word", "call") and (first in _INFIX or first in ("not", "group", "order", "waitfor")))):
         return False  # a word glued to the quote: O'Brien, don't, 'quoted' text
     walk = _Walk(tokens, quote)
     if not walk.run(_A):
         return False
-    return walk.terminated or walk.stacked or walk.function or (walk.strong and walk.literal)
+    if walk.stacked or walk.function or (walk.strong and walk.literal):
+        return True
+    # 'the word "or" is a conjunction': the quote the app adds would close prose, not SQL.
+    return walk.terminated and not _PROSE_TAIL.match(walk.tail)
+
+
+_PROSE_TAIL = re.compile(r"\s+[^\W\d]{2,}\s")
 
 
 def _bare(text: str) -> bool:
