@@ -22,6 +22,8 @@ anything the allowlist does not name is refused:
   carry markup, script URLs, SQL-injection, traversal or command-injection constructs.
   Fields declared ``format: html`` are cleaned with nh3 (Ammonia) instead, and the app
   receives the cleaned value (query string or body rewritten, ``CONTENT_LENGTH`` fixed);
+  the declared ``maxLength``/``minLength`` (or ``max_string_length``) are checked again on
+  the cleaned value, since cleaning can grow it (``&`` -> ``&amp;``);
 * limits: ``max_body`` (413, decided from ``Content-Length`` and enforced while
   reading), ``max_params``, ``max_string_length``, ``max_json_depth``, ``max_xml_depth``,
   ``max_xml_elements`` (400);
@@ -470,7 +472,10 @@ class Whitelist(Layer):
 
                 # Ammonia's allowlist: no script/style, no event handlers, no javascript: URLs.
                 cleaned = nh3.clean(value)
-                return value if cleaned == value else cleaned
+                if cleaned == value:
+                    return value
+                self._check_cleaned_length(location, path, cleaned, schema)
+                return cleaned
             if fmt or "pattern" in schema or "enum" in schema or "const" in schema:
                 return value  # the document constrains the characters itself
             violation = text_policy.check(value, decoded)
@@ -505,6 +510,18 @@ class Whitelist(Layer):
                     new[index] = out
             return value if new is None else new
         return value
+
+    def _check_cleaned_length(self, location, path, cleaned, schema):
+        """Cleaning can grow a value (``&`` -> ``&amp;``, ``rel="noopener noreferrer"``
+        added) or shrink it (a ``<script>`` dropped): the app gets the cleaned value, so
+        that is what the declared length limits must hold for."""
+        where = location or "request body", path or None
+        longest = schema.get("maxLength", self.max_string_length)
+        if len(cleaned) > longest:
+            raise Refusal(400, INPUT_TOO_LARGE, *where, f"is longer than {longest} characters once cleaned")
+        shortest = schema.get("minLength", 0)
+        if len(cleaned) < shortest:
+            raise Refusal(400, INPUT_INVALID, *where, f"is shorter than {shortest} characters once cleaned")
 
     # -- bodies ---------------------------------------------------------------------
 
