@@ -17,7 +17,8 @@ anything the allowlist does not name is refused:
   (``Authorization``, ``Cookie``, ``Signature``, ``Signature-Input``, ``Content-Digest``,
   ``X-Request-Token``...) pass untouched: the layers that own them sit outside this one,
   and browsers and proxies add headers no partner document lists;
-* free-text strings (no ``pattern``, ``format``, ``enum`` or ``const``) go through the
+* strings without a ``format``, ``enum`` or ``const`` (free text, and patterned strings
+  too: a pattern that admits ``O'Brien`` admits a quote breakout) go through the
   default text policy (:mod:`wsgisec.whitelist.text_policy`): canonicalised, then refused if they
   carry markup, script URLs, SQL-injection, traversal or command-injection constructs.
   Fields declared ``format: html`` are cleaned with nh3 (Ammonia) instead, and the app
@@ -42,7 +43,8 @@ text policy), ``input-too-large`` (413/400: a limit), ``xml-unsafe`` (400: DTD/e
 
 Cost (``benchmarks/bench_whitelist.py``): about 12 µs for a GET with three declared
 parameters; the text policy costs ~0.1 µs for a plain word, ~5 µs for a short phrase and
-~65 µs per KB of free text (typed, patterned and enum fields skip it).
+~65 µs per KB of free text (typed, format and enum fields skip it; ids and codes that
+match a pattern take its fast path).
 
 Modes: ``enforce`` refuses; ``report-only`` emits the same events (severity info) and lets
 the request through unchanged; ``learn`` records, per route and field, the types,
@@ -59,7 +61,7 @@ ini::
     rules = %(here)s/partner_api.openapi.yaml
     mode = enforce
     max_body = 1MB
-    exempt_paths = /oauth
+    exempt_paths = =/oauth/token =/oauth/revoke =/oauth/introspect
 
 Python::
 
@@ -88,8 +90,9 @@ Settings (ini name, default):
 ``store`` (``wsgisec.sqlite`` beside the ini file)
     Where events (and, in learn mode, observations) are kept.
 ``exempt_paths`` (none)
-    Path prefixes passed through unchecked (e.g. ``/oauth``, answered by token_auth
-    outside this layer).
+    Paths passed through unchecked: ``=/oauth/token`` is that exact path, ``/oauth`` a
+    prefix (everything below it too). Prefer exact paths: ``wsgisec check`` warns when
+    a prefix covers a path the OpenAPI document declares.
 """
 
 from __future__ import annotations
@@ -274,6 +277,24 @@ class Whitelist(Layer):
             found.append("mode = learn: input is recorded, not checked; enforce the learned document")
         if self.max_body > 16 * 1024 * 1024:
             found.append(f"max_body is {self.max_body} bytes: large bodies are held in memory to be checked")
+        found.extend(self._exempt_warnings())
+        return found
+
+    def _exempt_warnings(self):
+        """An exempt *prefix* that covers a declared route lets every route below it skip
+        the allowlist, including ones added to the app later: name exact paths (``=/x``)."""
+        if self.document is None:
+            return []
+        found = []
+        for prefix in self.exempt_paths:
+            if prefix.startswith("="):
+                continue
+            covered = [route.template for route in self.document.routes
+                       if settings.path_matches(route.template, (prefix,))]
+            if covered:
+                shown = ", ".join(covered[:3]) + (", ..." if len(covered) > 3 else "")
+                found.append(f"exempt_paths = {prefix} is a prefix that covers declared paths ({shown}), "
+                             f"which then skip the allowlist; name exact paths (={prefix}/...)")
         return found
 
     # -- the request --------------------------------------------------------------
@@ -476,8 +497,11 @@ class Whitelist(Layer):
                     return value
                 self._check_cleaned_length(location, path, cleaned, schema)
                 return cleaned
-            if fmt or "pattern" in schema or "enum" in schema or "const" in schema:
-                return value  # the document constrains the characters itself
+            if fmt or "enum" in schema or "const" in schema:
+                return value  # the document names the exact values or their grammar
+            # A pattern still goes through the policy: one that admits a name like
+            # O'Brien also admits "x' or name is not null or 'a" (letters, blanks, a quote).
+            # Values of ids and codes take the policy's fast path (~0.1 µs).
             violation = text_policy.check(value, decoded)
             if violation is not None:
                 raise Refusal(400, INPUT_ATTACK, location or "request body", path or None, violation.rule)
