@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import fastjsonschema
 
+from . import multipart
 from .settings import ConfigurationError
 
 __all__ = ["load", "Document", "Route", "Operation", "Parameter", "Body", "Invalid",
@@ -166,28 +167,11 @@ class Document:
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _MEDIA_TYPE = re.compile(rf"^\s*({_TOKEN})/({_TOKEN})\s*((?:;.*)?)$", re.DOTALL)
-_PARAM = re.compile(rf"\s*;\s*({_TOKEN})=({_TOKEN}|\"(?:[^\"\\]|\\.)*\")\s*")
 
 
-def parse_params(text: str) -> dict | None:
-    """``; a=b; c="d"`` -> {"a": "b", "c": "d"}; None if malformed (or a name repeats)."""
-    params = {}
-    position = 0
-    while position < len(text):
-        found = _PARAM.match(text, position)
-        if found is None:
-            if text[position:].strip(" \t;") == "":
-                break
-            return None
-        name = found.group(1).lower()
-        value = found.group(2)
-        if value.startswith('"'):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        if name in params:
-            return None
-        params[name] = value
-        position = found.end()
-    return params
+# Media-type parameters and Content-Disposition parameters share one grammar
+# (RFC 9110 §5.6.6), written once in the shared multipart module.
+parse_params = multipart.parse_params
 
 
 def parse_media_type(text: str):

@@ -106,7 +106,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import fastjsonschema
 
-from .. import events, openapi, pipeline, settings
+from .. import events, multipart, openapi, pipeline, settings
 from . import learning, text_policy
 from ..openapi import Invalid, coerce, describe, resolve, schema_types
 from ..pipeline import Layer
@@ -709,21 +709,24 @@ class Whitelist(Layer):
         return urlencode(out).encode("ascii")
 
     def _check_multipart(self, body, params, spec, definitions):
-        boundary = params.get("boundary")
-        if not boundary or len(boundary) > 70:
-            raise Refusal(400, INPUT_INVALID, "request body", None, "multipart boundary is missing or invalid")
         pairs = []
-        for name, filename, content in _multipart_parts(body, boundary.encode("latin-1"), self.max_params):
-            if filename is not None:
-                if _FILENAME_BAD.search(filename) or text_policy.check(filename) is not None:
-                    raise Refusal(400, INPUT_ATTACK, "multipart field", _shown(name),
-                                  "filename must be a plain file name")
-                pairs.append((name, content))
-            else:
-                try:
-                    pairs.append((name, content.decode("utf-8")))
-                except UnicodeDecodeError:
-                    raise Refusal(400, INPUT_INVALID, "multipart field", _shown(name), "must be UTF-8") from None
+        try:
+            for part in multipart.parts(body, multipart.boundary(params), self.max_params):
+                name, filename, content = part.name, part.filename, part.content
+                if filename is not None:
+                    if _FILENAME_BAD.search(filename) or text_policy.check(filename) is not None:
+                        raise Refusal(400, INPUT_ATTACK, "multipart field", _shown(name),
+                                      "filename must be a plain file name")
+                    pairs.append((name, content))
+                else:
+                    try:
+                        pairs.append((name, content.decode("utf-8")))
+                    except UnicodeDecodeError:
+                        raise Refusal(400, INPUT_INVALID, "multipart field", _shown(name),
+                                      "must be UTF-8") from None
+        except multipart.MultipartError as error:
+            raise Refusal(400, INPUT_TOO_LARGE if error.too_large else INPUT_INVALID, "request body", None,
+                          error.reason) from None
         value = self._fields(pairs, spec.schema, definitions, "multipart field")
         self._validate_body(spec, value, definitions, "multipart field")
         files = {name for name, content in pairs if isinstance(content, bytes)}
@@ -858,46 +861,6 @@ def _xml_value(element, schema, definitions, path):
         return coerce(element.text or "", schema, definitions)
     except Invalid as invalid:
         raise Invalid(invalid.rule, path) from None
-
-
-def _multipart_parts(body: bytes, boundary: bytes, max_parts: int):
-    """(name, filename or None, content bytes) for each part of a multipart/form-data body.
-
-    RFC 7578. The body is already bounded by max_body; anything malformed is refused
-    rather than guessed at (parsers that disagree about multipart are a known bypass).
-    """
-    delimiter = b"--" + boundary
-    chunks = body.split(delimiter)
-    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
-        raise Refusal(400, INPUT_INVALID, "request body", None, "is not a well-formed multipart body")
-    if len(chunks) - 2 > max_parts:
-        raise Refusal(400, INPUT_TOO_LARGE, "request body", None, f"has more than {max_parts} fields")
-    for chunk in chunks[1:-1]:
-        if not chunk.startswith(b"\r\n") or not chunk.endswith(b"\r\n"):
-            raise Refusal(400, INPUT_INVALID, "request body", None, "is not a well-formed multipart body")
-        head, sep, content = chunk[2:-2].partition(b"\r\n\r\n")
-        if not sep:
-            raise Refusal(400, INPUT_INVALID, "request body", None, "is not a well-formed multipart body")
-        disposition = None
-        for line in head.split(b"\r\n"):
-            key, colon, value = line.decode("latin-1").partition(":")
-            if not colon:
-                raise Refusal(400, INPUT_INVALID, "request body", None, "is not a well-formed multipart body")
-            if key.strip().lower() == "content-disposition":
-                disposition = value.strip()
-        if disposition is None or not disposition.lower().startswith("form-data"):
-            raise Refusal(400, INPUT_INVALID, "request body", None, "has a part without form-data disposition")
-        params = openapi.parse_params(disposition[len("form-data"):])
-        if params is None or "name" not in params:
-            raise Refusal(400, INPUT_INVALID, "request body", None, "has a part without a valid name")
-        try:
-            name = params["name"].encode("latin-1").decode("utf-8")
-            filename = params.get("filename")
-            if filename is not None:
-                filename = filename.encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            raise Refusal(400, INPUT_INVALID, "request body", None, "has a part name that is not UTF-8") from None
-        yield name, filename, content
 
 
 def _apply(environ, rewrites):
