@@ -76,7 +76,7 @@ import unicodedata
 from urllib.parse import unquote
 
 from . import sqli
-from .text_rules import _RULES, _SPACE, _call_violation  # noqa: F401  (_SPACE: kept for importers)
+from .text_rules import _RULES, _call_violation
 
 __all__ = ["Violation", "check", "canonical", "SAFE"]
 
