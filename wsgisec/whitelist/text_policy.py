@@ -6,11 +6,14 @@ character, so such fields go through this default policy instead. It works on th
 *canonical* form of a value, because filters that look at the raw form are bypassed by
 encoding (OWASP ESAPI ``Encoder.canonicalize``, OWASP Input Validation Cheat Sheet):
 
-1. **percent-decoding until stable.** Query and form values have already been decoded
-   once by the URL parser; anything that still decodes was encoded twice, which no
-   honest client does, so double (or mixed: ``%252e``, ``%u002e``) encoding is itself
-   refused, as ESAPI does. Values from JSON/XML bodies were never percent-encoded, so one
-   layer of ``%XX`` is decoded and checked; a second is refused.
+1. **percent-decoding until stable** (at most four layers). Query and form values have
+   already been decoded once by the URL parser; anything that still decodes was encoded
+   twice. A person pasting a URL (``q=hello%20world``) does that honestly, so the rules
+   run on the fully decoded form, and a value whose extra layers *hide* an attack
+   (``%253Cscript%253E``, ``%2e%2e%2f``) is refused as "double or mixed encoding", as
+   ESAPI refuses it; IIS's ``%uXXXX``, which no browser sends, is refused whatever it
+   hides. Values from JSON/XML bodies were never percent-encoded, so their first layer
+   is not an extra one. (:func:`canonical` itself stays strict: a second layer raises.)
 2. **HTML character references** are decoded for the check (``&#106;avascript:`` is what
    a browser turns into ``javascript:`` inside an attribute).
 3. **Unicode NFKC**, so full-width ``＜script＞`` and other compatibility forms are
@@ -41,14 +44,21 @@ Then the value is refused if it contains
   (``x' IS NOT NULL --``, ``x'||randomblob (1e9)||'``, ``select"col"from"t"``);
 * path traversal: ``../`` and ``..\\`` (after decoding), and well-known system files
   (``/etc/passwd``, ``c:\\windows\\``, ``/proc/self/``);
-* command-injection sequences: a shell metacharacter (``;``, ``|``, ``||``, ``&&``, a
-  backtick) followed by a command name, a command with an option or absolute path at the
-  start of a line, ``$(``, ``${``, paths to shells, shellshock; Windows ``%VAR%``,
-  ``FOR /F``/``IF EXIST`` batch syntax and PowerShell download cradles;
-* NoSQL operators (``$where``, ``$ne``...) and session-fixation strings
-  (``document.cookie=``, ``; expires=``, ``jsessionid``);
+* command-injection sequences: a shell metacharacter (``;``, ``|``, ``||``, ``&&``,
+  ``&`` before a Windows command) followed by a command name, a command with an option
+  or absolute path after a line break (at the very start of a value only with an
+  absolute path: ``grep -r "TODO" src/`` quoted in a ticket passes), a command alone on
+  a new line, ``$(``, ``${``, ``<(``, command substitution in backticks (a markdown code
+  span inside prose, ``run `git status` first``, passes), paths to shells, shellshock;
+  Windows ``%VAR%``, ``FOR /F``/``IF EXIST`` batch syntax and PowerShell download cradles;
+* NoSQL operators (``$where``, ``$ne``, ``$or``...), server-side JavaScript
+  (``'; return true; var x='``, ``this.password.match(``, ``db.users.drop()``), LDAP
+  filter syntax (``*)(uid=*``, ``)(|(``, RFC 4515), a CR or LF followed by a header line
+  (``Set-Cookie:``, ``Location: //``; response splitting, RFC 9112 §2.2), and
+  session-fixation strings (``document.cookie=``, ``; expires=``, ``jsessionid``);
 * code: JavaScript calls and sinks (``alert(``, ``document.cookie``, ``__proto__``),
-  template expressions (``{{...}}``, ``#{...}``), PHP calls and superglobals
+  template expressions (``{{...}}``, ``#{...}``, ``*{...}``, ``@(...)``, ``{$x}``,
+  ``<#assign``, ``#set(``, ``__class__``), PHP calls and superglobals
   (``system(``, ``$_GET``, serialized objects), Java gadget/class names
   (``java.lang.Runtime``, ``jndi:``) — the word alone is fine, the call is not.
 
@@ -58,10 +68,15 @@ characters. Where a rule could touch ordinary prose, it needs the construct's co
 (a quote before ``or``, an argument after a command name), which is why ``black or
 white`` or ``salt; pepper`` pass.
 
-Cost: a value made only of ASCII letters, digits, ``-`` and ``,`` takes the fast path (~0.1 µs);
-otherwise each rule's regex runs only if the value contains one of its trigger strings,
-~5 µs for a short phrase and ~65 µs per KB. Every pattern is bounded (no unbounded lazy
-scan per occurrence), so the cost stays linear in the length of the value.
+Cost (``benchmarks/text_policy_corpus.py``): a value made only of ASCII letters,
+digits, ``-`` and ``,`` takes the fast path (~0.1 µs); otherwise each rule's regex runs
+only if the value contains one of its trigger strings, and the SQL tokeniser reads a few
+tokens per quote context: ~10-18 µs for a short phrase, ~23 µs mean over the corpora.
+Every pattern is bounded (no unbounded lazy scan per occurrence) and the tokeniser reads
+at most 48 tokens per context, so the cost stays linear in the length of the value.
+
+The rules are in :mod:`wsgisec.whitelist.text_rules`; the SQL tokeniser is
+:mod:`wsgisec.whitelist.sqli`.
 
 ``check(value, decoded=True)`` returns ``None`` or the :class:`Violation` (its ``rule``
 is a short fixed phrase, safe to show: it never contains the value). ``decoded`` says
