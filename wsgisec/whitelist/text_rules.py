@@ -37,7 +37,7 @@ _RULES = [
     # "Jane <jane@example.com>" is an address: a "tag" of one name with an "@" and no
     # attribute can carry no handler or URL, so it alone is let through.
     ("HTML or script markup", ("<",),  # an autolink <https://...> is a link too
-     r"<(?![\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}>|(?:https?|ftp|mailto):[^\s<>\"'`]{1,2000}>)"
+     r"<(?![\w.+'-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}>|(?:https?|ftp|mailto):[^\s<>\"'`]{1,2000}>)"
      r"[a-z!/?%]"),
     ("HTML or script markup", ("+ad",), r"\+ad[w4]-"),  # UTF-7 "<"
     ("event-handler attribute", ("on",),
