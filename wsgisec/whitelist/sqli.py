@@ -44,7 +44,7 @@ __all__ = ["breakout", "MAX_TOKENS"]
 MAX_TOKENS = 48
 
 _TOKEN = re.compile(r"""
- (?P<ws>(?:\s|/\*!\d*|\*/|/\*(?!!)(?:(?!\*/).){0,2000}?\*/)++)
+ (?P<ws>(?:\s|/\*!(?:\d{5,6})?|\*/|/\*(?!!)(?:(?!\*/).){0,2000}?\*/)++)
 |(?P<comment>--|\#|/\*)
 |(?P<str>'(?:[^']|'')*+'?|"(?:[^"]|"")*+"?|`(?:[^`]|``)*+`?)
 |(?P<num>0x[0-9a-f]++|0b[01]++|(?:\d++(?:\.\d*+)?|\.\d++)(?:e[+-]?\d++)?)
@@ -380,9 +380,25 @@ def _bare(text: str) -> bool:
     return (walk.logic and (walk.compare or walk.terminated or walk.sql_call)) or (walk.strong and walk.sql_call)
 
 
-# Cheap pre-check: a bare value needs one of these to read as SQL at all.
-_BARE_TRIGGERS = ("select", "union", "(", ";", "=", "<", ">", "--", "#", "/*", "||", "&&", "@@",
-                  " or ", " and ", " xor ", " is ", " like ", "sqlite_", "information_schema", "waitfor")
+# Cheap pre-check: a bare value is refused only for a sign below, so a value with none of
+# them is never tokenised. A literal start (number, sign, "(", a quote) is what a
+# tautology needs; the words are the other signs _bare accepts; "(" and ";" stand for
+# calls and stacked statements. Substring tests, not one regex of alternatives: those
+# run at C speed on a long value (an alternation of ~100 names costs ~250 µs per KB).
+_LITERAL_START = re.compile(r"(?:\s|/\*!(?:\d{5,6})?|/\*.*?\*/)*[-+~!(\d.@'\"`]", re.DOTALL)
+_BARE_WORDS = ("select", "union", "intersect", "except", "waitfor", "@@", "sqlite_", "information_schema",
+               "pg_", "dbms_", "utl_", "xp_", "sp_", "sysobjects", "syscolumns", "all_tables", "user_tables", "dual",
+               "group", "order")
+_CALL = re.compile(r"([a-z_][\w$]*)\s*(?:/\*.*?\*/\s*)*\(", re.DOTALL)
+_STACK = re.compile(r";(?:\s|/\*.*?\*/)*(--|#|/\*|$|[a-z]*)", re.DOTALL)
+
+
+def _maybe_bare(text: str) -> bool:
+    if _LITERAL_START.match(text) is not None or any(word in text for word in _BARE_WORDS):
+        return True
+    if ";" in text and any(m.group(1) in _STATEMENTS or not m.group(1).isalpha() for m in _STACK.finditer(text)):
+        return True
+    return "(" in text and any(m.group(1) in _SQL_FUNCTIONS for m in _CALL.finditer(text))
 
 
 def breakout(text: str) -> str | None:
@@ -394,6 +410,6 @@ def breakout(text: str) -> str | None:
     for quote in ("'", '"', "`"):
         if quote in text and _quoted(text, quote):
             return "SQL string breakout"
-    if any(trigger in text for trigger in _BARE_TRIGGERS) and _bare(text):
+    if _maybe_bare(text) and _bare(text):
         return "SQL grammar"
     return None
