@@ -8,6 +8,7 @@ quoted identifiers, calls with a blank before "(", SQLite's schema and blob func
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from webtest import TestApp
 
 from conftest import validated
@@ -121,3 +122,13 @@ def test_blind_injection_through_the_lookup_parameter_gets_a_400_problem():
         assert value not in response.text
     app.get("/api/lookup", params={"name": "O'Brien"}, status=200)
     assert reached == ["name=O%27Brien"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from(list("'\"`()-;#/*=<>|&!~+.,@$:_ \t\nab1xselctorunion")), max_size=60))
+def test_any_mix_of_sql_punctuation_gets_a_verdict_quickly(text):
+    # Never an exception (a 500), always a bounded amount of work.
+    started = time.perf_counter()
+    assert breakout(text) in (None, "SQL string breakout", "SQL grammar")
+    assert check(text) is None or check(text).rule
+    assert time.perf_counter() - started < 0.05
