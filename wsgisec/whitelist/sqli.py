@@ -137,7 +137,7 @@ class _Walk:
     """One left-to-right pass of the expression grammar; records the SQL signs it met."""
 
     __slots__ = ("tokens", "quote", "strong", "terminated", "literal", "literal_first", "logic",
-                 "compare", "select_sign", "union", "function", "stacked", "sql_call", "tail")
+                 "compare", "select_sign", "union", "function", "stacked", "sql_call", "tail", "ended_alias")
 
     def __init__(self, tokens, quote):
         self.tokens = tokens
@@ -146,6 +146,7 @@ class _Walk:
         self.compare = self.select_sign = self.union = self.function = self.stacked = False
         self.sql_call = False  # an SQL function called, however spaced
         self.tail = ""  # the text of an open string that ends the value
+        self.ended_alias = False  # the last token read was a bare word after an operand
 
     def _open_string(self, text) -> bool:
         """An open string ends the value; it is SQL's end if the app's own quote closes it."""
@@ -170,6 +171,7 @@ class _Walk:
         while True:
             kind, text = tokens[i]
             if kind is None:
+                self.ended_alias = alias
                 return True
             following = tokens[i + 1]
             if kind == "comment":
@@ -182,10 +184,10 @@ class _Walk:
             if state == _E:
                 alias = False
                 if kind in ("num", "str", "var"):
-                    self.literal = True
                     self.literal_first = self.literal_first or i == 0
                     if kind == "str" and self._open_string(text):
-                        return True
+                        return True  # the app's quote closes it: an end, not an operand of ours
+                    self.literal = True
                     if kind == "var" and text.startswith("@@"):
                         self.strong = True
                     self.select_sign = self.select_sign or after_select
@@ -358,13 +360,17 @@ def _breaks_out(text: str, quote: str, end: int) -> bool:
     walk = _Walk(tokens, quote)
     if not walk.run(_A):
         return False
-    if walk.stacked or walk.function or (walk.strong and walk.literal):
+    if walk.stacked or walk.function:
         return True
-    # 'the word "or" is a conjunction': the quote the app adds would close prose, not SQL.
-    return walk.terminated and not _PROSE_TAIL.match(walk.tail)
+    # "Jones' = 10 points": prose goes on in words where SQL would have to end.
+    if walk.strong and walk.literal and not walk.ended_alias:
+        return True
+    # 'the word "or" is a conjunction', "Ctrl+'-' zooms out": the quote the app adds would
+    # close prose, not SQL. A comparison stays refused even so: "x' is not ' a b" is true.
+    return walk.terminated and (walk.compare or not _PROSE_TAIL.match(walk.tail))
 
 
-_PROSE_TAIL = re.compile(r"\s+[^\W\d]{2,}\s")
+_PROSE_TAIL = re.compile(r"\s+[^\W\d]{2,}(?:\s|$)")
 
 
 def _bare(text: str) -> bool:

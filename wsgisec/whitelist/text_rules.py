@@ -91,10 +91,12 @@ _RULES = [
      r"false\b|null\b|\w+\s*(?:[=<>!]|like\b|is\b|in\b|between\b|regexp\b|rlike\b|sounds\b)"
      r"|\w+\s+not\s+(?:like|similar|in|between|regexp|rlike|glob)\b)"),
     ("SQL tautology", _Q,
-     r"['\"`]\s*(?:(?:=|<>|!=|<=>|\|\||\+|\^|\*|/|&|\|)\s*['\"`]"
+     # An operator or LIKE quoted in prose ('Use "=" for assignment', "Use 'LIKE' for
+     # patterns") is followed by words; a payload's quote is followed by its operand.
+     r"['\"`]\s*(?:(?:=|<>|!=|<=>|\|\||\+|\^|\*|/|&|\|)\s*['\"`](?!\s+[a-z]{2,}\s+[a-z]{2,})"
      r"|(?:order\s+by|group\s+by|having|procedure\s+analyse|limit\s+\d)\b"
      r"|(?:not\s*null|notnull|isnull|is\s+(?:not\s+)?null|alter|div|mod|sounds\s+like)\b"
-     r"|(?:not\s+)?(?:regexp|rlike|like|glob|similar\s+to|ilike)\s*['\"`\d])"),
+     r"|(?:not\s+)?(?:regexp|rlike|like|glob|similar\s+to|ilike)\s*(?:['\"`](?!\s+[a-z]{2,}\s+[a-z]{2,})|\d))"),
 ]
 # "or 1=1", "and 'a'='a", "|| x=x --": one literal-prefixed pattern per operator.
 for _operator, _trigger in ((r"or", "or"), (r"and", "and"), (r"xor", "xor"), (r"\|\|", "||"), (r"&&", "&&")):
