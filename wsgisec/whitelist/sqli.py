@@ -24,8 +24,13 @@ when the tokens after the breakout read as SQL:
   ``union select``, a ``select`` whose list holds a quoted name, ``*``, a number or a
   call (``select"col"from"t"``), a known SQL-only function, a stacked statement.
 
-Tokens: strings (``''`` inside is an escaped quote, per SQL; a backslash is *not* an
-escape, so MySQL's ``\\'`` cannot hide a breakout), numbers (``0x..``, ``1e9``),
+Where the literal ends is read twice: as standard SQL (``''`` is an escaped quote, a
+backslash is a character) and, if the value has a backslash, as MySQL (``\\'`` is an
+escaped quote too), so neither reading hides a breakout. Prose that follows a quoted
+word or operator (``The word "or" is a conjunction``, ``Jones' = 10 points``) passes
+where the SQL could not be true; a comparison stays refused (``x' is not ' a b`` is).
+
+Tokens: strings, numbers (``0x..``, ``1e9``),
 ``@var``, words (keyword, function when ``(`` follows, even after blanks or ``/**/``:
 SQL allows both), operators (``||``, ``==``, ``<=>``, ``::``...), comments (``--``,
 ``#``, ``/*``; a closed ``/*...*/`` is a blank, ``/*!`` MySQL's executable comment is
