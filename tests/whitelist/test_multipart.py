@@ -94,4 +94,4 @@ def test_linear_in_the_body():
     data = body(*[FIELD] * 2000)
     started = time.perf_counter()
     assert len(list(multipart.parts(data, B, 5000))) == 2000
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 2.0  # ~10 ms measured

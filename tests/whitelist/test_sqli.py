@@ -90,7 +90,8 @@ def test_prose_with_quotes_and_sql_words_passes(value):
 def test_the_cost_stays_linear(value):
     started = time.perf_counter()
     breakout(value)
-    assert time.perf_counter() - started < 0.05
+    # ~1-5 ms measured; a quadratic rule takes seconds on 40 000 characters.
+    assert time.perf_counter() - started < 0.5
 
 
 def test_short_values_cost_microseconds():
@@ -100,7 +101,7 @@ def test_short_values_cost_microseconds():
         for value in values:
             breakout(value)
     per_value = (time.perf_counter() - started) / 3000
-    assert per_value < 50e-6, per_value  # ~5-15 µs measured; generous for a loaded CI
+    assert per_value < 200e-6, per_value  # ~5-15 µs measured; generous for a loaded, shared CI
 
 
 def test_blind_injection_through_the_lookup_parameter_gets_a_400_problem():
@@ -131,4 +132,4 @@ def test_any_mix_of_sql_punctuation_gets_a_verdict_quickly(text):
     started = time.perf_counter()
     assert breakout(text) in (None, "SQL string breakout", "SQL grammar")
     assert check(text) is None or check(text).rule
-    assert time.perf_counter() - started < 0.05
+    assert time.perf_counter() - started < 0.5
