@@ -245,21 +245,28 @@ def store_url(text: str) -> str:
 
 
 def path_prefixes(text: str) -> tuple[str, ...]:
-    """URL path prefixes, each starting with ``/``; ``/healthz`` also covers ``/healthz/x``."""
+    """URL path prefixes, each starting with ``/``; ``/healthz`` also covers ``/healthz/x``.
+
+    ``=/oauth/token`` (a leading ``=``) is one exact path: nothing below it is covered.
+    """
     prefixes = words(text)
     for prefix in prefixes:
-        if not prefix.startswith("/"):
-            raise ValueError(f"paths that start with / ({prefix!r} does not)")
+        if not prefix.removeprefix("=").startswith("/"):
+            raise ValueError(f"paths that start with / or =/ ({prefix!r} does not)")
     return prefixes
 
 
 def path_matches(path: str, prefixes) -> bool:
     """True if ``path`` is one of ``prefixes`` or lies below one of them.
 
-    ``/healthz`` matches ``/healthz`` and ``/healthz/db`` but not ``/healthzz``.
+    ``/healthz`` matches ``/healthz`` and ``/healthz/db`` but not ``/healthzz``;
+    ``=/healthz`` matches ``/healthz`` only.
     """
     for prefix in prefixes:
-        if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+        if prefix.startswith("="):
+            if path == prefix[1:]:
+                return True
+        elif path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
             return True
     return False
 
