@@ -109,8 +109,8 @@ from __future__ import annotations
 
 import os
 
-from .. import events, openapi, pipeline, settings
-from ..pipeline import Layer
+from .. import events, openapi, settings
+from ..layer import Layer, layer_factory
 from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
@@ -319,4 +319,4 @@ def filter_factory(global_conf, **local_conf):
             kw["rules"] = openapi.load(os.path.normpath(rules))  # compiled once, shared by every instance
         except ConfigurationError as error:
             raise settings.config_error("whitelist", global_conf, str(error)) from None
-    return pipeline.layer_factory("whitelist", Whitelist, kw, global_conf)
+    return layer_factory("whitelist", Whitelist, kw, global_conf)
