@@ -47,7 +47,10 @@ the *response*, only where it must:
   ``=``, ``+``, ``-``, ``@``, tab or CR (``csv_formula_prefixes``) is prefixed with
   ``'`` and quoted, with its quotes doubled (OWASP "CSV Injection"); plain numbers such as
   ``-5`` or ``+3.5e2`` are left alone (they cannot be formulas), so an ordinary export is
-  unchanged. ``csv-formula-neutralized`` (info) counts the cells changed.
+  unchanged. The cells are found by real RFC 4180 parsing, chunk by chunk, in time
+  linear in the body (:mod:`wsgisec.escaping.csv_formulas`): a stray ``"`` inside an
+  unquoted cell is an ordinary character, not the start of a quoted run.
+  ``csv-formula-neutralized`` (info) counts the cells changed.
 
 * **Headers**, on every response, never overwriting one the app set:
   ``X-Content-Type-Options: nosniff``; ``charset=<default_charset>`` added to a
@@ -77,7 +80,7 @@ body (or a larger ``Content-Length``) is never held whole:
   layer; ``Content-Length``/``ETag`` are dropped;
 * JSON is escaped chunk by chunk (a U+2028 split across chunks is carried over),
   without ``Content-Length``;
-* a CSV export is neutralised record by record (cut after line breaks outside quotes).
+* a CSV export is neutralised chunk by chunk (the parser's state is carried over).
 
 The app's iterable is always closed (:class:`wsgisec.wsgi.ClosingIterator`); an error
 response started with ``exc_info`` replaces a held-back one.
@@ -125,7 +128,8 @@ Settings (ini name, default):
 ``csv_neutralize`` (true)
     Neutralise formula cells in CSV/TSV responses.
 ``csv_formula_prefixes`` (= + - @ tab cr)
-    Cell prefixes that make a formula; single characters, or ``tab``/``cr``/``lf``.
+    Cell prefixes that make a formula; single characters, or ``tab``/``cr``/``lf``, or
+    ``fullwidth`` for ``＝ ＋ － ＠`` (non-ASCII prefixes apply to UTF-8 bodies only).
 ``default_charset`` (utf-8)
     Charset added to ``text/*`` types that name none (empty: add none) and assumed when
     decoding documents that name none.
@@ -164,6 +168,7 @@ from urllib.parse import parse_qsl
 
 from .. import events, pipeline, settings
 from ..pipeline import Layer
+from .csv_formulas import FULLWIDTH, CSVNeutralizer
 from .reflection import Candidate, Finding, Neutraliser, is_candidate, neutralise
 from ..settings import ConfigurationError
 from ..store import coerce as coerce_store
@@ -201,9 +206,12 @@ def _sources(text: str) -> tuple[str, ...]:
 def _prefixes(text: str) -> str:
     chars = []
     for word in settings.words(text):
+        if word.lower() == "fullwidth":
+            chars.extend(FULLWIDTH)
+            continue
         char = _PREFIX_NAMES.get(word.lower(), word)
-        if len(char) != 1 or not char.isascii():
-            raise ValueError("single ASCII characters or tab/cr/lf, e.g. = + - @ tab cr")
+        if len(char) != 1 or not char.isprintable() and char not in "\t\r\n":
+            raise ValueError("single characters, tab/cr/lf or fullwidth, e.g. = + - @ tab cr")
         chars.append(char)
     return "".join(chars)
 
@@ -279,120 +287,6 @@ class _JSONStream:
 
     def finish(self) -> bytes:
         return escape_json(self.carry)
-
-
-# -- CSV --------------------------------------------------------------------------------
-
-_NUMBER = re.compile(rb"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-class CSVNeutralizer:
-    """OWASP CSV injection: ``'``-prefix and quote cells that start like a formula.
-
-    Works on the bytes (every character involved is ASCII, so any ASCII-compatible
-    charset is fine), copies everything else as it is, and leaves plain numbers alone.
-    """
-
-    def __init__(self, prefixes: str, delimiter: bytes = b","):
-        prefixes = prefixes.replace(delimiter.decode("ascii"), "")
-        self.prefixes = frozenset(prefixes.encode("ascii"))
-        d = re.escape(delimiter)
-        quoted_class = b"[" + re.escape(prefixes.encode("ascii")) + b"]"
-        # An unquoted cell cannot start with a line break (that ends the record).
-        bare = prefixes.replace("\r", "").replace("\n", "")
-        self._quick = re.compile(rb'(?:^|[' + d + rb'\r\n])"?' + quoted_class)
-        alternatives = [rb'("(?:[^"]|"")*")']
-        if bare:
-            bare_class = b"[" + re.escape(bare.encode("ascii")) + b"]"
-            alternatives.append(rb"(?<![^" + d + rb"\r\n])(" + bare_class + rb"[^" + d + rb"\r\n]*)")
-        self._cells = re.compile(b"|".join(alternatives))
-
-    def __call__(self, data: bytes) -> tuple[bytes, int]:
-        """``(new_data, cells_changed)``."""
-        if not self.prefixes or not self._quick.search(data):
-            return data, 0
-        changed = 0
-        prefixes = self.prefixes
-
-        def cell(match):
-            nonlocal changed
-            quoted = match.group(1)
-            if quoted is not None:
-                inner = quoted[1:-1]
-                if not inner or inner[0] not in prefixes or _NUMBER.fullmatch(inner):
-                    return quoted
-                changed += 1
-                return b"\"'" + inner + b'"'
-            bare = match.group(2)
-            if _NUMBER.fullmatch(bare):
-                return bare
-            changed += 1
-            return b"\"'" + bare.replace(b'"', b'""') + b'"'
-
-        return self._cells.sub(cell, data), changed
-
-    def stream(self, limit: int) -> "_CSVStream":
-        return _CSVStream(self, limit)
-
-
-class _CSVStream:
-    """A CSV export larger than ``max_buffer``, neutralised record by record.
-
-    Each piece is cut after the last line break that lies outside quotes (an even number
-    of ``"`` since the start: RFC 4180 doubles quotes inside quoted fields), so a cell is
-    never split and a quoted line break is never taken for the end of a record. A single
-    record longer than ``limit`` is hopeless: the rest is passed on untouched (logged).
-    """
-
-    __slots__ = ("neutralize", "limit", "carry", "cells", "gave_up")
-
-    def __init__(self, neutralize, limit):
-        self.neutralize = neutralize
-        self.limit = limit
-        self.carry = b""
-        self.cells = 0
-        self.gave_up = False
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self.gave_up:
-            return chunk
-        data = self.carry + chunk if self.carry else chunk
-        cut = _record_boundary(data)
-        if cut <= 0:
-            if len(data) > self.limit:
-                self.gave_up, self.carry = True, b""
-                _log.warning("escaping: a CSV record over max_buffer; the rest of the export "
-                             "is passed through unchecked")
-                return data
-            self.carry = data
-            return b""
-        self.carry = data[cut:]
-        out, changed = self.neutralize(data[:cut])
-        self.cells += changed
-        return out
-
-    def finish(self) -> bytes:
-        data, self.carry = self.carry, b""
-        if not data:
-            return b""
-        out, changed = self.neutralize(data)
-        self.cells += changed
-        return out
-
-
-def _record_boundary(data: bytes) -> int:
-    """Just after the last ``\n`` preceded by an even number of quotes; 0 if none."""
-    quotes_after = 0
-    total = data.count(b'"')
-    end = len(data)
-    while True:
-        newline = data.rfind(b"\n", 0, end)
-        if newline < 0:
-            return 0
-        quotes_after += data.count(b'"', newline, end)
-        if (total - quotes_after) % 2 == 0:
-            return newline + 1
-        end = newline
 
 
 # -- the layer --------------------------------------------------------------------------
@@ -476,8 +370,10 @@ class Escaping(Layer):
         self.min_reflect_length = min_reflect_length
         self.json_escape = json_escape
         self.csv_neutralize = csv_neutralize
-        self.csv = {delimiter: CSVNeutralizer(csv_formula_prefixes, delimiter)
-                    for delimiter in set(_CSV_TYPES.values())} if csv_neutralize else {}
+        # Keyed by (delimiter, UTF-8 body): non-ASCII prefixes are matched only in UTF-8.
+        self.csv = {(delimiter, utf8): CSVNeutralizer(csv_formula_prefixes, delimiter, wide=utf8)
+                    for delimiter in set(_CSV_TYPES.values()) for utf8 in (True, False)} \
+            if csv_neutralize else {}
         self.default_charset = default_charset
         self.attachment_paths = tuple(attachment_paths)
         self.overrides = _parse_overrides(path_overrides)
@@ -655,7 +551,8 @@ class Escaping(Layer):
         if mime in _CSV_TYPES:
             if not self.csv_neutralize or (charset and not _ascii_compatible(charset)):
                 return None
-            return "csv", _CSV_TYPES[mime], too_large
+            utf8 = _codec_name(charset or self.default_charset or "utf-8") == "utf-8"
+            return "csv", (_CSV_TYPES[mime], utf8), too_large
         return None
 
     # -- what the caller sent -----------------------------------------------------
