@@ -43,6 +43,21 @@ the *response*, only where it must:
   are escaped chunk by chunk (a U+2028 split across chunks is carried over) and sent
   without ``Content-Length``.
 
+* **Structure injection** (JSON and XML held whole, ``check_structure``): string-built
+  documents break when a value carries their syntax. A JSON response that does not
+  parse, an XML one that is not well-formed (parsed with defusedxml; entity declarations
+  are refused too), or a JSON response in which a request value with a ``"`` or a bracket
+  appears raw outside a single string token (it closed a string and wrote structure, as
+  ``x", "admin": "1`` does) is not sent: the caller gets a masked ``500`` problem
+  (``reason`` ``response-invalid`` or ``structure-injection``, the incident id, none of
+  the app's content) and a ``response-invalid`` / ``structure-injection`` event (error)
+  names the check, the parameter *name* and the media type. A masked 500, not a 4xx: the
+  fault is the app's, and a partner quoting the incident id gets it fixed; the request
+  may have been stored before the response was refused (validate stored data against
+  the OpenAPI document to catch it on the way in). Documents over ``max_buffer`` go out
+  as they stream (escaped or neutralised, not checked). See
+  :mod:`wsgisec.escaping.structure`.
+
 * **CSV/TSV exports** (``text/csv``, ``text/tab-separated-values``): a cell starting with
   ``=``, ``+``, ``-``, ``@``, tab or CR (``csv_formula_prefixes``) is prefixed with
   ``'`` and quoted, with its quotes doubled (OWASP "CSV Injection"); plain numbers such as
@@ -95,6 +110,7 @@ ini::
     reflect_headers = Referer User-Agent
     min_reflect_length = 3
     json_escape = true
+    check_structure = true
     csv_neutralize = true
     csv_formula_prefixes = = + - @ tab cr
     content_security_policy = default-src 'self'; object-src 'none'; base-uri 'self';
@@ -125,6 +141,9 @@ Settings (ini name, default):
     two-character value such as ``&a`` would match unrelated markup).
 ``json_escape`` (true)
     Escape ``< > & '`` U+2028 U+2029 in JSON responses.
+``check_structure`` (true)
+    Mask (500, an incident id, no app content) a JSON or XML response that does not
+    parse, and a JSON response that a request value forged structure in.
 ``csv_neutralize`` (true)
     Neutralise formula cells in CSV/TSV responses.
 ``csv_formula_prefixes`` (= + - @ tab cr)
@@ -170,14 +189,19 @@ from .. import events, pipeline, settings
 from ..pipeline import Layer
 from .csv_formulas import FULLWIDTH, CSVNeutralizer
 from .reflection import Candidate, Finding, Neutraliser, is_candidate, neutralise
+from .structure import injected, is_structural, json_problem, xml_problem
+from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import coerce as coerce_store
 from ..wsgi import BodyTooLarge, ClosingIterator, read_body, remove_headers
 
 __all__ = ["Escaping", "filter_factory", "SETTINGS", "escape_json", "CSVNeutralizer",
-           "REFLECTED_INPUT_ESCAPED", "CSV_FORMULA_NEUTRALIZED"]
+           "REFLECTED_INPUT_ESCAPED", "CSV_FORMULA_NEUTRALIZED", "RESPONSE_INVALID",
+           "STRUCTURE_INJECTION"]
 
 REFLECTED_INPUT_ESCAPED = "reflected-input-escaped"
+RESPONSE_INVALID = "response-invalid"
+STRUCTURE_INJECTION = "structure-injection"
 CSV_FORMULA_NEUTRALIZED = "csv-formula-neutralized"
 
 _log = events.logger_for("escaping")
@@ -239,6 +263,7 @@ SETTINGS = {
     "reflect_headers": (settings.words, "Referer User-Agent"),
     "min_reflect_length": (settings.integer(1, 1000), "3"),
     "json_escape": (settings.boolean, "true"),
+    "check_structure": (settings.boolean, "true"),
     "csv_neutralize": (settings.boolean, "true"),
     "csv_formula_prefixes": (_prefixes, "= + - @ tab cr"),
     "default_charset": (_charset, "utf-8"),
@@ -345,7 +370,7 @@ class Escaping(Layer):
 
     def __init__(self, app, *, max_buffer=1024 * 1024,
                  reflect_sources=_SOURCES, reflect_headers=("Referer", "User-Agent"),
-                 min_reflect_length=3, json_escape=True, csv_neutralize=True,
+                 min_reflect_length=3, json_escape=True, check_structure=True, csv_neutralize=True,
                  csv_formula_prefixes="=+-@\t\r", default_charset="utf-8",
                  content_security_policy=DEFAULT_CSP, csp_report_only=True, csp_report_uri="",
                  referrer_policy="strict-origin-when-cross-origin", frame_options="DENY",
@@ -369,6 +394,7 @@ class Escaping(Layer):
                                  for name in reflect_headers)
         self.min_reflect_length = min_reflect_length
         self.json_escape = json_escape
+        self.check_structure = check_structure
         self.csv_neutralize = csv_neutralize
         # Keyed by (delimiter, UTF-8 body): non-ASCII prefixes are matched only in UTF-8.
         self.csv = {(delimiter, utf8): CSVNeutralizer(csv_formula_prefixes, delimiter, wide=utf8)
@@ -406,7 +432,8 @@ class Escaping(Layer):
         self.settings = {
             "max_buffer": max_buffer, "reflect_sources": sorted(self.reflect_sources),
             "reflect_headers": list(reflect_headers), "min_reflect_length": min_reflect_length,
-            "json_escape": json_escape, "csv_neutralize": csv_neutralize,
+            "json_escape": json_escape, "check_structure": check_structure,
+            "csv_neutralize": csv_neutralize,
             "csv_formula_prefixes": csv_formula_prefixes, "default_charset": default_charset,
             "content_security_policy": content_security_policy, "csp_report_only": csp_report_only,
             "csp_report_uri": csp_report_uri, "referrer_policy": referrer_policy,
@@ -423,6 +450,8 @@ class Escaping(Layer):
             found.append("reflect_sources is empty: reflected input is not neutralised")
         if not self.json_escape:
             found.append("json_escape is off: hand-built JSON may carry markup into HTML contexts")
+        if not self.check_structure:
+            found.append("check_structure is off: ill-formed or forged JSON/XML reaches partners")
         if not self.csv_neutralize:
             found.append("csv_neutralize is off: exported cells may run as spreadsheet formulas")
         if not any(name.startswith("Content-Security-Policy") for name, _ in self._document):
@@ -540,10 +569,11 @@ class Escaping(Layer):
             too_large = False
 
         if mime in _JSON_TYPES or mime.endswith("+json"):
-            if not self.json_escape or (charset and _codec_name(charset) not in ("utf-8", "ascii")):
+            if not (self.json_escape or self.check_structure) \
+                    or (charset and _codec_name(charset) not in ("utf-8", "ascii")):
                 return None
             return "json", "utf-8", too_large
-        if is_document and self.reflect_sources:
+        if is_document and (self.reflect_sources or (self.check_structure and mime not in _HTML_TYPES)):
             if charset and _codec_name(charset) is None:
                 return None
             # Larger documents are neutralised in a sliding window (see _overflow).
@@ -557,14 +587,16 @@ class Escaping(Layer):
 
     # -- what the caller sent -----------------------------------------------------
 
-    def candidates(self, environ, body) -> list[Candidate]:
-        """The request values worth looking for (the documented rule), at most 256."""
+    def candidates(self, environ, body, rule=None) -> list[Candidate]:
+        """The request values worth looking for (the documented rule, or ``rule(value)``),
+        at most 256."""
         found: dict[str, Candidate] = {}
         minimum = self.min_reflect_length
         sources = self.reflect_sources
 
         def add(source, name, value):
-            if value not in found and len(found) < _MAX_CANDIDATES and is_candidate(value, minimum):
+            if value not in found and len(found) < _MAX_CANDIDATES and len(value) >= minimum \
+                    and (rule(value) if rule else is_candidate(value, minimum)):
                 found[value] = Candidate(source, name, value)
 
         if "query" in sources:
@@ -650,6 +682,14 @@ def _json_strings(value, path, depth=0):
             yield from _json_strings(item, f"{path}[{index}]", depth + 1)
 
 
+class _Refused(Exception):
+    """Internal: the held response must not go out (kind, reason, event detail)."""
+
+    def __init__(self, kind, reason, detail):
+        super().__init__(kind)
+        self.kind, self.reason, self.detail = kind, reason, detail
+
+
 class _Response:
     """One response on its way out: decides, buffers (bounded) and rewrites."""
 
@@ -679,7 +719,7 @@ class _Response:
             # Look for nothing when the caller sent nothing worth looking for: the page
             # then goes out untouched and unbuffered.
             self.found = self.layer.candidates(self.environ, self.request_body)
-            if not self.found:
+            if not self.found and not (decided[0] == "xml" and self.layer.check_structure):
                 decided = None
         if exc_info is not None and self.called:
             # An error response replaces the one we were holding back: send it as it is.
@@ -739,7 +779,11 @@ class _Response:
             return
         original = b"".join(buffered)
         del buffered
-        body = self._rewrite(original)
+        try:
+            body = self._rewrite(original)
+        except _Refused as refused:
+            yield from self._refuse(refused)
+            return
         headers = self.headers
         if body is not original:
             remove_headers(headers, _DROP_WHEN_CHANGED)
@@ -792,6 +836,10 @@ class _Response:
         """The new body, or ``body`` itself (the same object) when nothing changed."""
         layer, kind = self.layer, self.kind
         if kind == "json":
+            if layer.check_structure:
+                self._check_json(body)
+            if not layer.json_escape:
+                return body
             escaped = escape_json(body)
             if len(escaped) == len(body):
                 return body
@@ -810,16 +858,56 @@ class _Response:
         except LookupError:
             _log.warning("escaping: unknown charset %r; response passed through unchecked", charset)
             return body
-        new_text, findings = neutralise(text, self.found, xml=(kind == "xml"))
+        new_text, findings = neutralise(text, self.found, xml=(kind == "xml")) if self.found else (text, ())
+        if kind == "xml" and layer.check_structure:
+            # What partners would parse: the document after any neutralisation.
+            problem = xml_problem(new_text)
+            if problem:
+                raise _Refused(RESPONSE_INVALID, "the app's XML response does not parse; masked",
+                               {"check": problem, "media_type": self._mime()})
         if not findings:
             return body
         try:
             new = new_text.encode(charset, "surrogateescape")
         except UnicodeEncodeError:
             new = new_text.encode(charset, "xmlcharrefreplace")
-        mime = self.headers and next((v for k, v in self.headers if k.lower() == "content-type"), "")
-        layer.report(self.environ, findings, mime.split(";", 1)[0].strip())
+        layer.report(self.environ, findings, self._mime())
         return new
+
+    def _mime(self) -> str:
+        ctype = next((v for k, v in self.headers if k.lower() == "content-type"), "")
+        return ctype.split(";", 1)[0].strip().lower()
+
+    def _check_json(self, body: bytes):
+        """Refuse (``_Refused``) a JSON response that does not parse, or that carries a
+        request value outside a single string token (see :mod:`.structure`)."""
+        problem = json_problem(body)
+        if problem:
+            raise _Refused(RESPONSE_INVALID, "the app's JSON response does not parse; masked",
+                           {"check": problem, "media_type": self._mime()})
+        values = self.layer.candidates(self.environ, self.request_body, rule=is_structural)
+        found = injected(body, values) if values else ()
+        if found:
+            first = found[0]
+            raise _Refused(STRUCTURE_INJECTION,
+                           "a request value changed the structure of a JSON response; refused",
+                           {"source": first.source, "parameter": _safe_name(first.name),
+                            "values": len(found), "media_type": self._mime()})
+
+    def _refuse(self, refused: "_Refused"):
+        """Send a masked 500 instead of the held response (nothing of it went out)."""
+        incident = events.emit(self.environ, refused.kind, refused.reason, severity="error",
+                               store=self.layer.store, logger=_log, detail=refused.detail)
+        answer = problem(self.environ, 500, "The server could not produce a valid response.",
+                         incident=incident, extra={"reason": refused.kind})
+        captured = []
+        body = answer(self.environ, lambda status, headers, exc_info=None: captured.append((status, headers)))
+        status, headers = captured[0]
+        present = {name.lower() for name, _ in headers}
+        common, _ = self.layer._headers_for(self.environ.get("PATH_INFO", ""))
+        headers.extend((n, v) for n, v in common if n.lower() not in present)
+        self.server_write = self.server_start_response(status, headers)
+        yield from body
 
     def _report_csv(self, cells: int):
         events.emit(self.environ, CSV_FORMULA_NEUTRALIZED,
