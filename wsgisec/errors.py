@@ -71,6 +71,7 @@ import traceback
 from . import events, pipeline, settings
 from .pipeline import Layer
 from .responses import problem
+from .held import HeldResponse
 from .wsgi import ClosingIterator, close_iterable
 from .store import coerce as coerce_store
 
@@ -157,26 +158,6 @@ def find_leak(body: bytes, extra: re.Pattern | None = None) -> str | None:
     return match.lastgroup.replace("_", "-") if match else None
 
 
-class _Started:
-    """What the app passed to start_response, held back until we decide."""
-
-    __slots__ = ("status", "headers", "exc_info", "written")
-
-    def __init__(self):
-        self.status = None
-        self.headers = None
-        self.exc_info = None
-        self.written = []
-
-    def __call__(self, status, headers, exc_info=None):
-        # Nothing has been sent while we hold the response, so a second call (with
-        # exc_info, PEP 3333) simply replaces the first.
-        if self.status is not None and exc_info is None:
-            raise AssertionError("start_response called a second time without exc_info")
-        self.status, self.headers, self.exc_info = status, headers, exc_info
-        return self.written.append  # legacy write(): buffered, we have not started yet
-
-
 class ErrorMasker(Layer):
     """Mask exceptions, 5xx bodies and leaking responses (see the module docstring)."""
 
@@ -215,22 +196,22 @@ class ErrorMasker(Layer):
     # -- the request --------------------------------------------------------------
 
     def __call__(self, environ, start_response):
-        started = _Started()
+        started = HeldResponse(start_response)
         try:
-            iterable = self.app(environ, started)
+            iterable = self.app(environ, started.hold)
         except Exception:
             return self._exception(environ, start_response, sys.exc_info(), "before the response")
 
         try:
             chunks = iter(iterable)
-            buffered = list(started.written)
-            if started.status is None:
+            if not started.started:
                 # The app calls start_response lazily, from inside its iterable.
-                buffered.extend(_first_chunk(chunks))
+                for chunk in _first_chunk(chunks):
+                    started.write(chunk)
         except Exception:
             close_iterable_quietly(iterable)
             return self._exception(environ, start_response, sys.exc_info(), "before the response")
-        if started.status is None:
+        if not started.started:
             close_iterable_quietly(iterable)
             return self._exception(environ, start_response, None, "app never called start_response")
 
@@ -240,39 +221,25 @@ class ErrorMasker(Layer):
             ours = environ.get("wsgisec.incident_id") is not None and \
                 _header(headers, "x-incident-id") == environ.get("wsgisec.incident_id")
             if code >= 500 and not ours:
-                return self._mask_body(environ, start_response, iterable, chunks, buffered,
+                return self._mask_body(environ, start_response, iterable, chunks, started.take(),
                                        code, headers, "error response from the app", ERROR_MASKED)
             if (self.scan_all or code >= 500) and not ours and _scannable(headers):
-                held = self._hold(iterable, chunks, buffered)
-                if held is None:  # the body failed while we held it
+                try:
+                    started.fill(chunks, self.max_scan_size)
+                except Exception:  # the body failed while we held it
+                    close_iterable_quietly(iterable)
                     return self._exception(environ, start_response, sys.exc_info(), "before the response")
-                buffered, complete = held
-                leak = find_leak(b"".join(buffered), self.extra_leaks)
+                leak = find_leak(b"".join(started.chunks), self.extra_leaks)
                 if leak is not None:
-                    return self._mask_body(environ, start_response, iterable, chunks, buffered, 500,
+                    return self._mask_body(environ, start_response, iterable, chunks, started.take(), 500,
                                            headers, f"response leaks {leak}", LEAK_MASKED, leak=leak)
 
         headers = [(name, value) for name, value in headers if name.lower() not in self.strip] \
-            if self.strip else list(headers)
-        start_response(status, headers, started.exc_info)
-        return ClosingIterator(iterable, chunks=self._stream(environ, buffered, chunks))
+            if self.strip else headers
+        started.send(headers)
+        return ClosingIterator(iterable, chunks=self._stream(environ, started.take(), chunks))
 
     # -- pieces -------------------------------------------------------------------
-
-    def _hold(self, iterable, chunks, buffered):
-        """Read the body into memory up to max_scan_size; (chunks, complete) or None."""
-        size = sum(len(chunk) for chunk in buffered)
-        try:
-            while size <= self.max_scan_size:
-                chunk = next(chunks)
-                buffered.append(chunk)
-                size += len(chunk)
-        except StopIteration:
-            return buffered, True
-        except Exception:
-            close_iterable_quietly(iterable)
-            return None
-        return buffered, False
 
     def _stream(self, environ, buffered, chunks):
         yield from buffered

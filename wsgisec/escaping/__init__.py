@@ -193,7 +193,8 @@ from .structure import injected, is_structural, json_problem, xml_problem
 from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import coerce as coerce_store
-from ..wsgi import BodyTooLarge, ClosingIterator, read_body, remove_headers
+from ..held import HeldResponse, replaced_headers
+from ..wsgi import BodyTooLarge, ClosingIterator, read_body
 
 __all__ = ["Escaping", "filter_factory", "SETTINGS", "escape_json", "CSVNeutralizer",
            "REFLECTED_INPUT_ESCAPED", "CSV_FORMULA_NEUTRALIZED", "RESPONSE_INVALID",
@@ -322,8 +323,6 @@ _JSON_TYPES = frozenset({"application/json", "text/json"})
 _CSV_TYPES = {"text/csv": b",", "text/comma-separated-values": b",",
               "text/tab-separated-values": b"\t"}
 _NO_BODY_REWRITE = ("1", "204", "206", "304")
-_DROP_WHEN_CHANGED = ("Content-Length", "ETag", "Content-MD5", "Digest", "Content-Digest",
-                      "Repr-Digest")
 _CSP_NAMES = ("content-security-policy", "content-security-policy-report-only",
               "reporting-endpoints")
 _FORM = "application/x-www-form-urlencoded"
@@ -693,27 +692,29 @@ class _Refused(Exception):
 class _Response:
     """One response on its way out: decides, buffers (bounded) and rewrites."""
 
-    __slots__ = ("layer", "environ", "server_start_response", "request_body", "status", "headers",
-                 "kind", "charset", "stream", "called", "passing", "written", "server_write",
+    __slots__ = ("layer", "environ", "held", "request_body", "kind", "charset", "stream", "passing",
                  "found")
 
     def __init__(self, layer, environ, start_response, request_body):
         self.layer = layer
         self.environ = environ
-        self.server_start_response = start_response
+        self.held = HeldResponse(start_response)
         self.request_body = request_body
-        self.called = False
         self.passing = False
-        self.written = []
-        self.server_write = None
         self.kind = None
         self.found = ()
 
+    @property
+    def headers(self):
+        return self.held.headers
+
     def start_response(self, status, headers, exc_info=None):
-        if exc_info is not None and self.server_write is not None:
-            # Headers already went out: the server re-raises (PEP 3333).
-            return self.server_start_response(status, headers, exc_info)
-        headers = list(headers)
+        held = self.held
+        if held.sent:  # with exc_info: the server re-raises (PEP 3333)
+            return held.hold(status, headers, exc_info)
+        replacing = held.started
+        held.hold(status, headers, exc_info)  # a call with exc_info replaces a held one
+        headers = held.headers
         decided = self.layer._prepare(self.environ, status, headers)
         if decided is not None and decided[0] in ("html", "xml"):
             # Look for nothing when the caller sent nothing worth looking for: the page
@@ -721,59 +722,45 @@ class _Response:
             self.found = self.layer.candidates(self.environ, self.request_body)
             if not self.found and not (decided[0] == "xml" and self.layer.check_structure):
                 decided = None
-        if exc_info is not None and self.called:
+        if replacing:
             # An error response replaces the one we were holding back: send it as it is.
-            self.written = []
             decided = None
-        self.called = True
         if decided is None:
             self.passing = True
-            self.server_write = self.server_start_response(status, headers, exc_info)
-            return self.server_write
+            return held.send()
         self.kind, self.charset, self.stream = decided
-        self.status, self.headers = status, headers
-        return self._write
-
-    def _write(self, data):
-        if self.server_write is not None:
-            self.server_write(data)
-        else:
-            self.written.append(data)
-
-    def _send(self, headers):
-        self.server_write = self.server_start_response(self.status, headers)
+        return held.write
 
     def body(self, app_iter):
         """The chunks to send (a generator; start_response is called before the first)."""
+        held = self.held
         chunks = iter(app_iter)
-        pending = []
-        if not self.called:  # start_response is called lazily, by the first next()
+        if not held.started:  # start_response is called lazily, by the first next()
+            pending = []
             for chunk in chunks:
                 pending.append(chunk)
                 break
-            if self.passing or not self.called:
+            if self.passing or not held.started:
                 yield from pending
                 yield from chunks
                 return
+            for chunk in pending:
+                held.write(chunk)
         limit = self.layer.max_buffer
-        buffered = self.written + pending
-        self.written = []
-        size = sum(len(chunk) for chunk in buffered)
-        overflow = self.stream or size > limit
+        overflow = self.stream or held.size > limit
         if not overflow:
             for chunk in chunks:
-                if self.server_write is not None:
+                if held.sent:
                     # start_response(exc_info) sent an error response meanwhile: what we
-                    # held back belongs to the abandoned one.
+                    # held back belonged to the abandoned one.
                     yield chunk
                     yield from chunks
                     return
-                if chunk:
-                    buffered.append(chunk)
-                    size += len(chunk)
-                    if size > limit:
-                        overflow = True
-                        break
+                held.write(chunk)
+                if held.size > limit:
+                    overflow = True
+                    break
+        buffered = held.take()
         if overflow:
             yield from self._overflow(buffered, chunks)
             return
@@ -784,11 +771,7 @@ class _Response:
         except _Refused as refused:
             yield from self._refuse(refused)
             return
-        headers = self.headers
-        if body is not original:
-            remove_headers(headers, _DROP_WHEN_CHANGED)
-            headers.append(("Content-Length", str(len(body))))
-        self._send(headers)
+        held.send_body(original, body)
         if body:
             yield body
 
@@ -798,8 +781,7 @@ class _Response:
             return
         if self.kind == "json":
             # Escaping is local to each character, so it streams; the length changes.
-            remove_headers(self.headers, _DROP_WHEN_CHANGED)
-            self._send(self.headers)
+            self.held.send(replaced_headers(self.headers, None))
             stream = _JSONStream()
             for chunk in buffered:
                 yield stream.feed(chunk)
@@ -813,8 +795,7 @@ class _Response:
                 yield tail
             return
         # A CSV export too large to buffer: record by record.
-        remove_headers(self.headers, _DROP_WHEN_CHANGED)
-        self._send(self.headers)
+        self.held.send(replaced_headers(self.headers, None))
         stream = self.layer.csv[self.charset].stream(self.layer.max_buffer)
         reported = False
         for chunk in itertools.chain(buffered, chunks):
@@ -906,7 +887,7 @@ class _Response:
         present = {name.lower() for name, _ in headers}
         common, _ = self.layer._headers_for(self.environ.get("PATH_INFO", ""))
         headers.extend((n, v) for n, v in common if n.lower() not in present)
-        self.server_write = self.server_start_response(status, headers)
+        self.held.send(headers, status)
         yield from body
 
     def _report_csv(self, cells: int):
@@ -935,12 +916,11 @@ class _Response:
             decoder = codecs.getincrementaldecoder(charset)("surrogateescape")
         except LookupError:
             _log.warning("escaping: unknown charset %r; response passed through unchecked", charset)
-            self._send(self.headers)
+            self.held.send()
             yield from buffered
             yield from chunks
             return
-        remove_headers(self.headers, _DROP_WHEN_CHANGED)
-        self._send(self.headers)
+        self.held.send(replaced_headers(self.headers, None))
         neutraliser = Neutraliser(self.found, xml=(self.kind == "xml"))
         reported = set()
 

@@ -135,6 +135,7 @@ from ...pipeline import Layer
 from ...responses import problem
 from ...settings import ConfigurationError, Secret
 from ...store import coerce as coerce_store
+from ...held import HeldResponse, replaced_headers
 from ...wsgi import BodyTooLarge, ClosingIterator, read_body
 
 __all__ = ["BrowserCSRF", "SETTINGS", "filter_factory"]
@@ -713,27 +714,24 @@ def _set_cookie_value(value: str):
 
 
 class _Response:
-    """start_response and body of one response: pass through, or buffer and inject."""
+    """start_response and body of one response: pass through, or hold and inject
+    (:class:`wsgisec.held.HeldResponse` keeps the PEP 3333 rules)."""
 
-    __slots__ = ("layer", "environ", "server_start_response", "state", "head", "mode", "status",
-                 "headers", "exc_info", "buffer", "size", "server_write")
+    __slots__ = ("layer", "environ", "held", "state", "head", "mode")
 
     def __init__(self, layer, environ, start_response, state, head):
         self.layer = layer
         self.environ = environ
-        self.server_start_response = start_response
+        self.held = HeldResponse(start_response)
         self.state = state
         self.head = head
         self.mode = None
-        self.buffer = []
-        self.size = 0
-        self.server_write = None
-        self.status = self.headers = self.exc_info = None
 
     def start_response(self, status, headers, exc_info=None):
-        if exc_info is not None and self.mode == _PASS:
-            # Headers already went out: the server re-raises (PEP 3333).
-            return self.server_start_response(status, headers, exc_info)
+        held = self.held
+        if held.sent:  # with exc_info: the server re-raises (PEP 3333)
+            return held.hold(status, headers, exc_info)
+        held.hold(status, headers, exc_info)  # a call with exc_info replaces a held one
         content_type = ""
         encoded = False
         length = None
@@ -746,9 +744,9 @@ class _Response:
             elif lowered == "content-length":
                 length = value
         if content_type.partition(";")[0].strip() != "text/html":
-            return self._forward(status, headers, exc_info)  # not ours: untouched
+            return self._forward()  # not ours: untouched
 
-        headers = list(headers)
+        headers = held.headers
         layer = self.layer
         if layer.session_cookie is not None:
             for key, value in headers:
@@ -769,31 +767,17 @@ class _Response:
                 too_large = True
         if (not layer.inject or self.head or encoded or status.startswith(_NO_BODY)
                 or charset.startswith(("utf-16", "utf16", "utf-32", "utf32"))):
-            return self._forward(status, headers, exc_info)
+            return self._forward()
         if too_large:
             self._log_skipped(length)
-            return self._forward(status, headers, exc_info)
-        if self.mode == _BUFFER:  # the app starts over (exc_info): forget the first body
-            del self.buffer[:]
-            self.size = 0
+            return self._forward()
         self.mode = _BUFFER
-        self.status, self.headers, self.exc_info = status, headers, exc_info
-        return self._write
+        return held.write
 
-    def _forward(self, status, headers, exc_info):
-        if self.mode == _BUFFER:
-            del self.buffer[:]
-            self.size = 0
+    def _forward(self):
         self.mode = _PASS
-        self.server_write = self.server_start_response(status, headers, exc_info)
-        return self.server_write
-
-    def _write(self, data):
-        if self.mode == _BUFFER:
-            self.buffer.append(data)
-            self.size += len(data)
-        else:
-            self.server_write(data)
+        self.held.drop()
+        return self.held.send()
 
     def _log_skipped(self, size):
         _ops_log.warning("csrf: HTML response of %s bytes for %s is larger than csrf_max_rewrite_size "
@@ -801,37 +785,33 @@ class _Response:
                          self.layer.max_rewrite_size)
 
     def body(self, app_iter):
+        held = self.held
         for chunk in app_iter:
             if self.mode != _BUFFER:
                 yield chunk
                 continue
-            self.buffer.append(chunk)
-            self.size += len(chunk)
-            if self.size > self.layer.max_rewrite_size:
+            held.write(chunk)
+            if held.size > self.layer.max_rewrite_size:
                 # Too large to hold: send what we have untouched and stream the rest.
                 self._log_skipped(f"more than {self.layer.max_rewrite_size}")
-                data = b"".join(self.buffer)
-                del self.buffer[:]
-                self.server_write = self.server_start_response(self.status, self.headers, self.exc_info)
+                data = b"".join(held.take())
                 self.mode = _PASS
+                held.send()
                 yield data
         if self.mode == _BUFFER:
-            original = b"".join(self.buffer)
-            del self.buffer[:]
-            headers = self.headers
+            original = b"".join(held.take())
             data = original
             if b"<" in original:
                 data = inject(original, self.state.masked_token(), self.layer.field_name,
                               self.layer.header_name)
+            headers = held.headers
             if data is not original:
-                headers = [(key, value) for key, value in headers
-                           if key.lower() not in ("content-length", "etag", "content-md5")]
-                headers.append(("Content-Length", str(len(data))))
+                headers = replaced_headers(headers, data)
                 vary = [value for key, value in headers if key.lower() == "vary"]
                 if not any("cookie" in value.lower() or "*" in value for value in vary):
                     headers.append(("Vary", "Cookie"))
             self.mode = _PASS
-            self.server_write = self.server_start_response(self.status, headers, self.exc_info)
+            held.send(headers)
             yield data
 
 
