@@ -178,32 +178,25 @@ Settings (ini name, default):
 from __future__ import annotations
 
 import codecs
-import itertools
-import json
 import re
-from collections import OrderedDict
-from typing import NamedTuple
-from urllib.parse import parse_qsl
 
 from .. import events, pipeline, settings
 from ..pipeline import Layer
 from .csv_formulas import FULLWIDTH, CSVNeutralizer
-from .reflection import Candidate, Finding, Neutraliser, is_candidate, neutralise
-from .structure import injected, is_structural, json_problem, xml_problem
-from ..responses import problem
+from .candidates import collect, request_body
+from .headers import SafeHeaders
+from .jsonsafe import escape_json
+from .reflection import Candidate
+from .rewrite import (CSV_FORMULA_NEUTRALIZED, REFLECTED_INPUT_ESCAPED, RESPONSE_INVALID,
+                      STRUCTURE_INJECTION, _ascii_compatible, _codec_name, _Response, report_reflections)
 from ..settings import ConfigurationError
 from ..store import coerce as coerce_store
-from ..held import HeldResponse, replaced_headers
-from ..wsgi import BodyTooLarge, ClosingIterator, read_body
+from ..wsgi import ClosingIterator
 
 __all__ = ["Escaping", "filter_factory", "SETTINGS", "escape_json", "CSVNeutralizer",
            "REFLECTED_INPUT_ESCAPED", "CSV_FORMULA_NEUTRALIZED", "RESPONSE_INVALID",
            "STRUCTURE_INJECTION"]
 
-REFLECTED_INPUT_ESCAPED = "reflected-input-escaped"
-RESPONSE_INVALID = "response-invalid"
-STRUCTURE_INJECTION = "structure-injection"
-CSV_FORMULA_NEUTRALIZED = "csv-formula-neutralized"
 
 _log = events.logger_for("escaping")
 
@@ -280,41 +273,6 @@ SETTINGS = {
     "store": (settings.optional(settings.store_url), None),
 }
 
-# -- JSON -------------------------------------------------------------------------------
-
-_JSON_ESCAPES = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"), (b"'", b"\\u0027"),
-                 (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
-
-
-def escape_json(data: bytes) -> bytes:
-    """Escape ``< > & '`` U+2028 U+2029 in UTF-8 JSON bytes (see the module docstring)."""
-    for raw, escaped in _JSON_ESCAPES:
-        if raw in data:
-            data = data.replace(raw, escaped)
-    return data
-
-
-class _JSONStream:
-    """:func:`escape_json` chunk by chunk; a U+2028/9 split across chunks is carried."""
-
-    __slots__ = ("carry",)
-
-    def __init__(self):
-        self.carry = b""
-
-    def feed(self, chunk: bytes) -> bytes:
-        data = self.carry + chunk if self.carry else chunk
-        cut = 1 if data.endswith(b"\xe2") else 2 if data.endswith(b"\xe2\x80") else 0
-        if cut:
-            self.carry, data = data[-cut:], data[:-cut]
-        else:
-            self.carry = b""
-        return escape_json(data)
-
-    def finish(self) -> bytes:
-        return escape_json(self.carry)
-
-
 # -- the layer --------------------------------------------------------------------------
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -323,40 +281,8 @@ _JSON_TYPES = frozenset({"application/json", "text/json"})
 _CSV_TYPES = {"text/csv": b",", "text/comma-separated-values": b",",
               "text/tab-separated-values": b"\t"}
 _NO_BODY_REWRITE = ("1", "204", "206", "304")
-_CSP_NAMES = ("content-security-policy", "content-security-policy-report-only",
-              "reporting-endpoints")
 _FORM = "application/x-www-form-urlencoded"
-_MAX_CANDIDATES = 256
-_SAFE_NAME = re.compile(r"[\w.\[\]-]{1,64}")
-_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
-
-class _Override(NamedTuple):
-    prefix: str
-    name: str
-    value: str | None  # None: send no such header here
-
-
-def _parse_overrides(rules) -> tuple[_Override, ...]:
-    found = []
-    for rule in rules:
-        if isinstance(rule, _Override):
-            found.append(rule)
-            continue
-        parts = rule.split(None, 2)
-        if len(parts) < 3 or not parts[0].startswith("/") or not re.fullmatch(r"[A-Za-z0-9-]+", parts[1]):
-            raise ConfigurationError(
-                f"path_overrides: {rule!r} is not '/prefix Header-Name value' (value 'off' "
-                "sends no such header there)")
-        value = parts[2].strip()
-        found.append(_Override(parts[0], parts[1], None if value.lower() == "off" else value))
-    # Shortest first, so that a longer (more specific) prefix is applied last and wins.
-    return tuple(sorted(found, key=lambda o: len(o.prefix)))
-
-
-def _safe_name(name: str) -> str:
-    """A parameter name fit for an event: names are chosen by the caller too."""
-    return name if _SAFE_NAME.fullmatch(name) else f"<unusual name, {len(name)} chars>"
 
 
 class Escaping(Layer):
@@ -401,32 +327,15 @@ class Escaping(Layer):
             if csv_neutralize else {}
         self.default_charset = default_charset
         self.attachment_paths = tuple(attachment_paths)
-        self.overrides = _parse_overrides(path_overrides)
+        self.safe_headers = SafeHeaders(
+            referrer_policy=referrer_policy, frame_options=frame_options,
+            cross_origin_opener_policy=cross_origin_opener_policy, permissions_policy=permissions_policy,
+            content_security_policy=content_security_policy, csp_report_only=csp_report_only,
+            csp_report_uri=csp_report_uri, path_overrides=path_overrides)
+        self.overrides = self.safe_headers.overrides
         self.store = coerce_store(store)
         # Requests whose body may hold reflected values are read (bounded) before the app.
         self._read_bodies = bool(self.reflect_sources & {"form", "json"})
-
-        common = [("X-Content-Type-Options", "nosniff")]
-        if referrer_policy:
-            common.append(("Referrer-Policy", referrer_policy))
-        if frame_options:
-            common.append(("X-Frame-Options", frame_options))
-        if cross_origin_opener_policy:
-            common.append(("Cross-Origin-Opener-Policy", cross_origin_opener_policy))
-        if permissions_policy:
-            common.append(("Permissions-Policy", permissions_policy))
-        document = []
-        if content_security_policy:
-            policy = content_security_policy.rstrip("; ")
-            if csp_report_uri:
-                # report-uri for browsers without the Reporting API, report-to for the rest.
-                policy += f"; report-uri {csp_report_uri}; report-to wsgisec-csp"
-                document.append(("Reporting-Endpoints", f'wsgisec-csp="{csp_report_uri}"'))
-            name = "Content-Security-Policy-Report-Only" if csp_report_only else "Content-Security-Policy"
-            document.insert(0, (name, policy))
-        self._common = tuple(common)
-        self._document = tuple(document)
-        self._override_cache: dict = {}
 
         self.settings = {
             "max_buffer": max_buffer, "reflect_sources": sorted(self.reflect_sources),
@@ -453,9 +362,9 @@ class Escaping(Layer):
             found.append("check_structure is off: ill-formed or forged JSON/XML reaches partners")
         if not self.csv_neutralize:
             found.append("csv_neutralize is off: exported cells may run as spreadsheet formulas")
-        if not any(name.startswith("Content-Security-Policy") for name, _ in self._document):
+        if not any(name.startswith("Content-Security-Policy") for name, _ in self.safe_headers.document):
             found.append("no content_security_policy")
-        if not any(name == "X-Frame-Options" for name, _ in self._common):
+        if not any(name == "X-Frame-Options" for name, _ in self.safe_headers.common):
             found.append("frame_options is off: pages may be framed (clickjacking)")
         return found
 
@@ -464,58 +373,22 @@ class Escaping(Layer):
     def __call__(self, environ, start_response):
         body = None
         if self._read_bodies and environ.get("CONTENT_LENGTH") and environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            body = self._keep_body(environ)
+            body = request_body(environ, self.reflect_sources, self.max_buffer)
         response = _Response(self, environ, start_response, body)
         app_iter = self.app(environ, response.start_response)
         if response.passing:
             return app_iter  # untouched: not even wrapped
         return ClosingIterator(app_iter, chunks=response.body(app_iter))
 
-    def _keep_body(self, environ):
-        """The form or JSON request body, read before the app (bounded, put back)."""
-        ctype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-        if ctype == _FORM:
-            kind = "form"
-        elif ctype in _JSON_TYPES or ctype.endswith("+json"):
-            kind = "json"
-        else:
-            return None
-        if kind not in self.reflect_sources:
-            return None
-        try:
-            # Content-Length is present (checked by the caller), so nothing is read when
-            # it is too large: the app still gets the whole stream.
-            return kind, read_body(environ, min(self.max_buffer, 1024 * 1024))
-        except (BodyTooLarge, ValueError):
-            return None
+    def candidates(self, environ, body, rule=None) -> list[Candidate]:
+        """The request values worth looking for (the documented rule, or ``rule(value)``),
+        at most 256 (:func:`wsgisec.escaping.candidates.collect`)."""
+        return collect(environ, body, sources=self.reflect_sources, minimum=self.min_reflect_length,
+                       header_keys=self.header_keys, rule=rule)
 
-    # -- headers ------------------------------------------------------------------
-
-    def _headers_for(self, path):
-        common, document = self._common, self._document
-        if not self.overrides:
-            return common, document
-        matched = tuple(o for o in self.overrides if settings.path_matches(path, (o.prefix,)))
-        if not matched:
-            return common, document
-        cached = self._override_cache.get(matched)
-        if cached is not None:
-            return cached
-        common, document = OrderedDict((n.lower(), (n, v)) for n, v in common), \
-            OrderedDict((n.lower(), (n, v)) for n, v in document)
-        for override in matched:
-            key = override.name.lower()
-            target = document if key in _CSP_NAMES else common
-            if key.startswith("content-security-policy"):
-                for name in ("content-security-policy", "content-security-policy-report-only"):
-                    document.pop(name, None)
-            target.pop(key, None)
-            if override.value is not None:
-                target[key] = (override.name, override.value)
-        result = (tuple(common.values()), tuple(document.values()))
-        if len(self._override_cache) < 1024:  # one entry per combination of prefixes
-            self._override_cache[matched] = result
-        return result
+    def report(self, environ, findings, mime):
+        """One ``reflected-input-escaped`` event per parameter: names, never values."""
+        report_reflections(environ, findings, mime, self.store)
 
     def _prepare(self, environ, status, headers):
         """Add the safe headers to ``headers`` (a copy); return ``(kind, detail,
@@ -523,7 +396,7 @@ class Escaping(Layer):
         too_large: stream it at once), or None to pass it through."""
         path = environ.get("PATH_INFO", "")
         present = {name.lower() for name, _ in headers}
-        common, document = self._headers_for(path)
+        common, document = self.safe_headers.for_path(path)
         for name, value in common:
             if name.lower() not in present:
                 headers.append((name, value))
@@ -585,385 +458,6 @@ class Escaping(Layer):
         return None
 
     # -- what the caller sent -----------------------------------------------------
-
-    def candidates(self, environ, body, rule=None) -> list[Candidate]:
-        """The request values worth looking for (the documented rule, or ``rule(value)``),
-        at most 256."""
-        found: dict[str, Candidate] = {}
-        minimum = self.min_reflect_length
-        sources = self.reflect_sources
-
-        def add(source, name, value):
-            if value not in found and len(found) < _MAX_CANDIDATES and len(value) >= minimum \
-                    and (rule(value) if rule else is_candidate(value, minimum)):
-                found[value] = Candidate(source, name, value)
-
-        if "query" in sources:
-            query = _wsgi_text(environ.get("QUERY_STRING", ""))
-            if query:
-                for name, value in parse_qsl(query, keep_blank_values=True):
-                    add("query", name, value)
-                    add("query", name, name)
-        if body is not None:
-            kind, data = body
-            if kind == "form":
-                for name, value in parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True):
-                    add("form", name, value)
-                    add("form", name, name)
-            else:
-                try:
-                    document = json.loads(data)
-                except ValueError:
-                    document = None
-                for name, value in _json_strings(document, ""):
-                    add("json", name, value)
-        if "path" in sources:
-            path = _wsgi_text(environ.get("PATH_INFO", ""))
-            add("path", "path", path)
-            for index, segment in enumerate(path.split("/")):
-                if segment:
-                    add("path", f"segment {index}", segment)
-        if "headers" in sources:
-            for key, name in self.header_keys:
-                value = environ.get(key)
-                if value:
-                    add("header", name, _wsgi_text(value))
-        return list(found.values())
-
-    def report(self, environ, findings, mime):
-        """One ``reflected-input-escaped`` event per parameter: names, never values."""
-        grouped: dict = {}
-        for finding in findings:
-            entry = grouped.setdefault(finding.candidate, [0, set()])
-            entry[0] += 1
-            entry[1].add(finding.context)
-        for candidate, (count, contexts) in grouped.items():
-            events.emit(environ, REFLECTED_INPUT_ESCAPED,
-                        "request value reflected unescaped in the response; neutralised",
-                        store=self.store, logger=_log,
-                        detail={"source": candidate.source, "parameter": _safe_name(candidate.name),
-                                "contexts": " ".join(sorted(contexts)), "occurrences": count,
-                                "length": len(candidate.value), "media_type": mime})
-
-
-def _codec_name(name):
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
-
-
-def _ascii_compatible(name) -> bool:
-    codec = _codec_name(name)
-    return codec is not None and not codec.startswith(("utf-16", "utf-32", "utf_16", "utf_32"))
-
-
-def _wsgi_text(value: str) -> str:
-    """PEP 3333 strings are latin-1-decoded bytes; most clients sent UTF-8."""
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return value
-
-
-def _json_strings(value, path, depth=0):
-    if depth > 32:
-        return
-    if isinstance(value, str):
-        yield path or "(body)", value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            name = f"{path}.{key}" if path else str(key)
-            yield name, str(key)
-            yield from _json_strings(item, name, depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _json_strings(item, f"{path}[{index}]", depth + 1)
-
-
-class _Refused(Exception):
-    """Internal: the held response must not go out (kind, reason, event detail)."""
-
-    def __init__(self, kind, reason, detail):
-        super().__init__(kind)
-        self.kind, self.reason, self.detail = kind, reason, detail
-
-
-class _Response:
-    """One response on its way out: decides, buffers (bounded) and rewrites."""
-
-    __slots__ = ("layer", "environ", "held", "request_body", "kind", "charset", "stream", "passing",
-                 "found")
-
-    def __init__(self, layer, environ, start_response, request_body):
-        self.layer = layer
-        self.environ = environ
-        self.held = HeldResponse(start_response)
-        self.request_body = request_body
-        self.passing = False
-        self.kind = None
-        self.found = ()
-
-    @property
-    def headers(self):
-        return self.held.headers
-
-    def start_response(self, status, headers, exc_info=None):
-        held = self.held
-        if held.sent:  # with exc_info: the server re-raises (PEP 3333)
-            return held.hold(status, headers, exc_info)
-        replacing = held.started
-        held.hold(status, headers, exc_info)  # a call with exc_info replaces a held one
-        headers = held.headers
-        decided = self.layer._prepare(self.environ, status, headers)
-        if decided is not None and decided[0] in ("html", "xml"):
-            # Look for nothing when the caller sent nothing worth looking for: the page
-            # then goes out untouched and unbuffered.
-            self.found = self.layer.candidates(self.environ, self.request_body)
-            if not self.found and not (decided[0] == "xml" and self.layer.check_structure):
-                decided = None
-        if replacing:
-            # An error response replaces the one we were holding back: send it as it is.
-            decided = None
-        if decided is None:
-            self.passing = True
-            return held.send()
-        self.kind, self.charset, self.stream = decided
-        return held.write
-
-    def body(self, app_iter):
-        """The chunks to send (a generator; start_response is called before the first)."""
-        held = self.held
-        chunks = iter(app_iter)
-        if not held.started:  # start_response is called lazily, by the first next()
-            pending = []
-            for chunk in chunks:
-                pending.append(chunk)
-                break
-            if self.passing or not held.started:
-                yield from pending
-                yield from chunks
-                return
-            for chunk in pending:
-                held.write(chunk)
-        limit = self.layer.max_buffer
-        overflow = self.stream or held.size > limit
-        if not overflow:
-            for chunk in chunks:
-                if held.sent:
-                    # start_response(exc_info) sent an error response meanwhile: what we
-                    # held back belonged to the abandoned one.
-                    yield chunk
-                    yield from chunks
-                    return
-                held.write(chunk)
-                if held.size > limit:
-                    overflow = True
-                    break
-        buffered = held.take()
-        if overflow:
-            yield from self._overflow(buffered, chunks)
-            return
-        original = b"".join(buffered)
-        del buffered
-        try:
-            body = self._rewrite(original)
-        except _Refused as refused:
-            yield from self._refuse(refused)
-            return
-        held.send_body(original, body)
-        if body:
-            yield body
-
-    def _overflow(self, buffered, chunks):
-        if self.kind in ("html", "xml"):
-            yield from self._neutralise_streaming(buffered, chunks)
-            return
-        if self.kind == "json":
-            # Escaping is local to each character, so it streams; the length changes.
-            self.held.send(replaced_headers(self.headers, None))
-            stream = _JSONStream()
-            for chunk in buffered:
-                yield stream.feed(chunk)
-            for chunk in chunks:
-                if chunk:
-                    out = stream.feed(chunk)
-                    if out:
-                        yield out
-            tail = stream.finish()
-            if tail:
-                yield tail
-            return
-        # A CSV export too large to buffer: record by record.
-        self.held.send(replaced_headers(self.headers, None))
-        stream = self.layer.csv[self.charset].stream(self.layer.max_buffer)
-        reported = False
-        for chunk in itertools.chain(buffered, chunks):
-            if chunk:
-                out = stream.feed(chunk)
-                if stream.cells and not reported:
-                    reported = True
-                    self._report_csv(stream.cells)
-                if out:
-                    yield out
-        buffered.clear()
-        tail = stream.finish()
-        if stream.cells and not reported:
-            self._report_csv(stream.cells)
-        if tail:
-            yield tail
-
-    def _rewrite(self, body: bytes) -> bytes:
-        """The new body, or ``body`` itself (the same object) when nothing changed."""
-        layer, kind = self.layer, self.kind
-        if kind == "json":
-            if layer.check_structure:
-                self._check_json(body)
-            if not layer.json_escape:
-                return body
-            escaped = escape_json(body)
-            if len(escaped) == len(body):
-                return body
-            self._report_json(body)
-            return escaped
-        if kind == "csv":
-            neutralizer = layer.csv[self.charset]  # the delimiter, for CSV
-            new, changed = neutralizer(body)
-            if not changed:
-                return body
-            self._report_csv(changed)
-            return new
-        charset = self._document_charset(body)
-        try:
-            text = body.decode(charset, "surrogateescape")
-        except LookupError:
-            _log.warning("escaping: unknown charset %r; response passed through unchecked", charset)
-            return body
-        new_text, findings = neutralise(text, self.found, xml=(kind == "xml")) if self.found else (text, ())
-        if kind == "xml" and layer.check_structure:
-            # What partners would parse: the document after any neutralisation.
-            problem = xml_problem(new_text)
-            if problem:
-                raise _Refused(RESPONSE_INVALID, "the app's XML response does not parse; masked",
-                               {"check": problem, "media_type": self._mime()})
-        if not findings:
-            return body
-        try:
-            new = new_text.encode(charset, "surrogateescape")
-        except UnicodeEncodeError:
-            new = new_text.encode(charset, "xmlcharrefreplace")
-        layer.report(self.environ, findings, self._mime())
-        return new
-
-    def _mime(self) -> str:
-        ctype = next((v for k, v in self.headers if k.lower() == "content-type"), "")
-        return ctype.split(";", 1)[0].strip().lower()
-
-    def _check_json(self, body: bytes):
-        """Refuse (``_Refused``) a JSON response that does not parse, or that carries a
-        request value outside a single string token (see :mod:`.structure`)."""
-        problem = json_problem(body)
-        if problem:
-            raise _Refused(RESPONSE_INVALID, "the app's JSON response does not parse; masked",
-                           {"check": problem, "media_type": self._mime()})
-        values = self.layer.candidates(self.environ, self.request_body, rule=is_structural)
-        found = injected(body, values) if values else ()
-        if found:
-            first = found[0]
-            raise _Refused(STRUCTURE_INJECTION,
-                           "a request value changed the structure of a JSON response; refused",
-                           {"source": first.source, "parameter": _safe_name(first.name),
-                            "values": len(found), "media_type": self._mime()})
-
-    def _refuse(self, refused: "_Refused"):
-        """Send a masked 500 instead of the held response (nothing of it went out)."""
-        incident = events.emit(self.environ, refused.kind, refused.reason, severity="error",
-                               store=self.layer.store, logger=_log, detail=refused.detail)
-        answer = problem(self.environ, 500, "The server could not produce a valid response.",
-                         incident=incident, extra={"reason": refused.kind})
-        captured = []
-        body = answer(self.environ, lambda status, headers, exc_info=None: captured.append((status, headers)))
-        status, headers = captured[0]
-        present = {name.lower() for name, _ in headers}
-        common, _ = self.layer._headers_for(self.environ.get("PATH_INFO", ""))
-        headers.extend((n, v) for n, v in common if n.lower() not in present)
-        self.held.send(headers, status)
-        yield from body
-
-    def _report_csv(self, cells: int):
-        events.emit(self.environ, CSV_FORMULA_NEUTRALIZED,
-                    "spreadsheet formula cells neutralised in an export", severity="info",
-                    store=self.layer.store, logger=_log, detail={"cells": cells})
-
-    def _document_charset(self, head: bytes) -> str:
-        charset = self.charset
-        if charset is None and self.kind == "xml":
-            match = _XML_ENCODING.match(head)
-            charset = match.group(1).decode("ascii").lower() if match else None
-        return charset or self.layer.default_charset or "utf-8"
-
-    def _neutralise_streaming(self, buffered, chunks):
-        """A document over ``max_buffer``: neutralised in a sliding window.
-
-        Passing it through would let a caller defeat the layer by padding the page; the
-        window (the longest candidate, at least 16 characters) keeps memory flat and
-        still finds an occurrence split across chunks. The length is unknown in advance,
-        so ``Content-Length`` (and ``ETag``) go.
-        """
-        head = buffered[0] if buffered else b""
-        charset = self._document_charset(head)
-        try:
-            decoder = codecs.getincrementaldecoder(charset)("surrogateescape")
-        except LookupError:
-            _log.warning("escaping: unknown charset %r; response passed through unchecked", charset)
-            self.held.send()
-            yield from buffered
-            yield from chunks
-            return
-        self.held.send(replaced_headers(self.headers, None))
-        neutraliser = Neutraliser(self.found, xml=(self.kind == "xml"))
-        reported = set()
-
-        def encoded(text):
-            try:
-                return text.encode(charset, "surrogateescape")
-            except UnicodeEncodeError:
-                return text.encode(charset, "xmlcharrefreplace")
-
-        def report():
-            # Drained each time, so a page full of reflections does not grow a list.
-            new = [f for f in neutraliser.findings if f.candidate not in reported]
-            neutraliser.findings.clear()
-            if new:
-                reported.update(f.candidate for f in new)
-                self.layer.report(self.environ, new, self.kind == "xml" and "application/xml" or "text/html")
-
-        def pieces():
-            yield from buffered
-            buffered.clear()
-            yield from chunks
-
-        for chunk in pieces():
-            if chunk:
-                out = neutraliser.feed(decoder.decode(chunk))
-                if out:
-                    report()
-                    yield encoded(out)
-        out = neutraliser.feed(decoder.decode(b"", True)) + neutraliser.finish()
-        report()
-        if out:
-            yield encoded(out)
-
-    def _report_json(self, body: bytes):
-        """Events for request values that sat raw in hand-built JSON (now escaped)."""
-        candidates = self.layer.candidates(self.environ, self.request_body)
-        if not candidates:
-            return
-        text = body.decode("utf-8", "replace")
-        findings = [Finding(c, "json") for c in candidates
-                    if any(ch in c.value for ch in "<>&'") and c.value in text]
-        if findings:
-            self.layer.report(self.environ, findings, "application/json")
 
 
 def filter_factory(global_conf, **local_conf):
