@@ -40,9 +40,11 @@ edited, gives the app's own forms the token they need:
 
   The page is buffered up to ``csrf_max_rewrite_size`` (so a tag split across chunks is
   still found), ``Content-Length`` is fixed, ``ETag`` dropped and ``Vary: Cookie`` added.
-  Larger pages, compressed pages (``Content-Encoding``) and UTF-16/32 pages stream
-  through untouched (logged to ``wsgisec.csrf``). Other responses are not looked at:
-  same iterable, same bytes, same headers.
+  A larger page is injected in a bounded sliding window (a tag cut by a chunk edge is
+  carried, at most 4 KB) and sent without ``Content-Length``: otherwise anyone able to
+  grow a page (a few dozen posts) would switch the defence off for all its users.
+  Compressed pages (``Content-Encoding``) and UTF-16/32 pages stream through untouched.
+  Other responses are not looked at: same iterable, same bytes, same headers.
 * **Cookie**: ``__Host-csrf`` over https (the ``__Host-`` prefix makes the browser refuse
   it unless it is ``Secure``, ``Path=/`` and has no ``Domain``, so a sibling subdomain
   cannot plant one: cookie tossing), ``csrf`` over plain http (development);
@@ -102,7 +104,8 @@ Settings (ini name, default):
 ``csrf_trusted_origins`` (none)
     Other origins (``https://www.example.com``) allowed to post here, cross-site too.
 ``csrf_max_rewrite_size`` (1MB)
-    Largest HTML response buffered for injection; larger ones pass untouched.
+    Largest HTML response buffered for injection; larger ones are injected in a sliding
+    window, without ``Content-Length``.
 ``csrf_max_body_size`` (1MB)
     Largest form body read to find the token field (413 beyond; a script can use the header).
 ``csrf_exempt_paths`` (none)

@@ -8,7 +8,6 @@ sends it with the token, a fixed ``Content-Length`` and ``Vary: Cookie``.
 
 from __future__ import annotations
 
-import logging
 import re
 
 from markupsafe import escape
@@ -16,8 +15,6 @@ from markupsafe import escape
 from ...held import HeldResponse, replaced_headers
 
 __all__ = ["inject"]
-
-_ops_log = logging.getLogger("wsgisec.csrf")
 
 _FORM_OPEN = re.compile(rb"<form(?=[\s/>])", re.IGNORECASE)
 _HEAD_OPEN = re.compile(rb"<head(?=[\s/>])", re.IGNORECASE)
@@ -55,6 +52,82 @@ def _start_tags(data: bytes, opener, first_only=False):
         pos = rest.end()
 
 
+def _meta(masked: str, header_name: str) -> bytes:
+    return (f'<meta name="csrf-token" content="{masked}">'
+            f'<meta name="csrf-header" content="{escape(header_name)}">').encode("ascii")
+
+
+def _hidden(masked: str, field_name: str) -> bytes:
+    return f'<input type="hidden" name="{escape(field_name)}" value="{masked}">'.encode("ascii")
+
+
+_OPENER = re.compile(rb"<(?:form|head)(?=[\s/>])", re.IGNORECASE)
+
+
+class WindowInjector:
+    """:func:`inject` over a page of any size, chunk by chunk, in a bounded window.
+
+    A page larger than ``csrf_max_rewrite_size`` must still get its token, or anyone who
+    can grow a page (a few dozen posts) switches the defence off for every user of it.
+    Each chunk is sent at once except its tail from an opener that is not complete yet
+    (``<fo`` cut by the chunk edge, or a ``<form`` whose ``>`` has not arrived, at most
+    :data:`_MAX_TAG` bytes): that tail is carried to the next chunk, so memory stays
+    bounded and every byte is scanned a bounded number of times (linear).
+    """
+
+    __slots__ = ("meta", "hidden", "head_done", "carry")
+
+    def __init__(self, masked: str, field_name: str, header_name: str):
+        self.meta = _meta(masked, header_name)
+        self.hidden = _hidden(masked, field_name)
+        self.head_done = False
+        self.carry = b""
+
+    def feed(self, chunk: bytes, final: bool = False) -> bytes:
+        data = self.carry + chunk if self.carry else chunk
+        size = len(data)
+        cut = size
+        if not final:
+            # An opener cut by the chunk edge ("<fo", "<head" before its delimiter).
+            lt = data.rfind(b"<", max(0, size - 5))
+            if lt >= 0:
+                tail = data[lt:].lower()
+                if b"<form".startswith(tail) or b"<head".startswith(tail):
+                    cut = lt
+        out = []
+        pos = 0
+        search = 0
+        while True:
+            found = _OPENER.search(data, search, cut)
+            if found is None:
+                break
+            rest = _TAG_REST.match(data, found.end(), min(size, found.end() + _MAX_TAG))
+            if rest is None:
+                if not final and size - found.end() < _MAX_TAG:
+                    cut = found.start()  # its ">" may be in the next chunk
+                    break
+                search = found.end()  # not a tag we can read
+                continue
+            is_head = data[found.start() + 1:found.start() + 5].lower() == b"head"
+            text = None
+            if is_head and not self.head_done:
+                self.head_done = True
+                text = self.meta
+            elif not is_head and _is_post_form(data[found.start():rest.end()]):
+                text = self.hidden
+            if text is not None:
+                out.append(data[pos:rest.end()])
+                out.append(text)
+                pos = rest.end()
+            search = rest.end()
+        out.append(data[pos:cut])
+        self.carry = data[cut:]
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        return self.feed(b"", final=True) if self.carry else b""
+
+
 def inject(data: bytes, masked: str, field_name: str, header_name: str) -> bytes:
     """``data`` with the token after ``<head>`` and in each post form (unchanged if none)."""
     insertions = []
@@ -81,7 +154,7 @@ def inject(data: bytes, masked: str, field_name: str, header_name: str) -> bytes
     return b"".join(out)
 
 
-_PASS, _BUFFER = "pass", "buffer"
+_PASS, _BUFFER, _STREAM = "pass", "buffer", "stream"
 _NO_BODY = ("1", "204", "304")
 
 
@@ -95,11 +168,19 @@ def _set_cookie_value(value: str):
     return name.strip(), cookie_value.strip(), deleted
 
 
+def _varied(headers: list) -> list:
+    """The page now depends on the CSRF cookie: ``Vary: Cookie`` (unless already)."""
+    vary = [value for key, value in headers if key.lower() == "vary"]
+    if not any("cookie" in value.lower() or "*" in value for value in vary):
+        headers.append(("Vary", "Cookie"))
+    return headers
+
+
 class _Response:
     """start_response and body of one response: pass through, or hold and inject
     (:class:`wsgisec.held.HeldResponse` keeps the PEP 3333 rules)."""
 
-    __slots__ = ("layer", "environ", "held", "state", "head", "mode")
+    __slots__ = ("layer", "environ", "held", "state", "head", "mode", "injector")
 
     def __init__(self, layer, environ, start_response, state, head):
         self.layer = layer
@@ -108,6 +189,7 @@ class _Response:
         self.state = state
         self.head = head
         self.mode = None
+        self.injector = None
 
     def start_response(self, status, headers, exc_info=None):
         held = self.held
@@ -151,8 +233,7 @@ class _Response:
                 or charset.startswith(("utf-16", "utf16", "utf-32", "utf32"))):
             return self._forward()
         if too_large:
-            self._log_skipped(length)
-            return self._forward()
+            return self._stream()
         self.mode = _BUFFER
         return held.write
 
@@ -161,25 +242,49 @@ class _Response:
         self.held.drop()
         return self.held.send()
 
-    def _log_skipped(self, size):
-        _ops_log.warning("csrf: HTML response of %s bytes for %s is larger than csrf_max_rewrite_size "
-                         "(%d); its forms get no token", size, self.environ.get("PATH_INFO", ""),
-                         self.layer.max_rewrite_size)
+    def _stream(self):
+        """A page over csrf_max_rewrite_size: injected in a sliding window, sent at once
+        without Content-Length (the length is not known in advance)."""
+        self.mode = _STREAM
+        self.injector = WindowInjector(self.state.masked_token(), self.layer.field_name,
+                                       self.layer.header_name)
+        server_write = self.held.send(_varied(replaced_headers(self.held.headers, None)))
+
+        def write(data):  # the legacy write(): through the window too
+            out = self.injector.feed(data)
+            if out:
+                server_write(out)
+
+        return write
+
+    def _window(self, chunks):
+        injector = self.injector
+        for chunk in chunks:
+            out = injector.feed(chunk)
+            if out:
+                yield out
+        tail = injector.finish()
+        if tail:
+            yield tail
 
     def body(self, app_iter):
         held = self.held
-        for chunk in app_iter:
+        chunks = iter(app_iter)
+        if self.mode == _STREAM:
+            yield from self._window(chunks)
+            return
+        for chunk in chunks:
             if self.mode != _BUFFER:
                 yield chunk
                 continue
             held.write(chunk)
             if held.size > self.layer.max_rewrite_size:
-                # Too large to hold: send what we have untouched and stream the rest.
-                self._log_skipped(f"more than {self.layer.max_rewrite_size}")
+                # Too large to hold: what we have and the rest go through the window.
                 data = b"".join(held.take())
-                self.mode = _PASS
-                held.send()
-                yield data
+                self._stream()
+                yield self.injector.feed(data)
+                yield from self._window(chunks)
+                return
         if self.mode == _BUFFER:
             original = b"".join(held.take())
             data = original
@@ -188,10 +293,7 @@ class _Response:
                               self.layer.header_name)
             headers = held.headers
             if data is not original:
-                headers = replaced_headers(headers, data)
-                vary = [value for key, value in headers if key.lower() == "vary"]
-                if not any("cookie" in value.lower() or "*" in value for value in vary):
-                    headers.append(("Vary", "Cookie"))
+                headers = _varied(replaced_headers(headers, data))
             self.mode = _PASS
             held.send(headers)
             yield data
