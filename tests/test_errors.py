@@ -5,6 +5,7 @@ import logging
 import sys
 
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 from webtest import TestApp
 
 from conftest import ClosingBody, validated
@@ -253,3 +254,35 @@ def test_masking_events_reach_the_store(store):
     [event] = store.events(kinds=["error_masker.exception-masked"])
     assert event["incident_id"] == response.json["incident_id"]
     assert event["path"] == "/x" and "hunter2" not in str(event)
+
+
+# -- the one-pass leak scan (issue 13) ------------------------------------------------
+
+ORDINARY = (b'<tr><td><a href="/items/7" title="Item &quot;7&quot;">Item number 7</a></td>'
+            b"<td>No errors; debug off. Exceptions: none.</td></tr>\n") * 800  # ~100 KB
+
+
+@pytest.mark.parametrize("body, kind", LEAKS)
+def test_leak_is_found_anywhere_in_a_large_ordinary_page(body, kind):
+    """The anchor scan confirms each hit in a window: a leak deep in a big page is found."""
+    for page in (body + ORDINARY, ORDINARY + body, ORDINARY + body + ORDINARY):
+        assert find_leak(page) == kind
+    assert find_leak(ORDINARY) is None
+
+
+FRAGMENTS = [sample.values[0] for sample in LEAKS] + [
+    b"Traceback", b"File ", b"x error", b"xist", b"no such ", b"table: ", b"column: ", b'"', b"'", b"\n",
+    b"relation \"users\" does not exist", b"Error", b"error", b"&quot;", b" ", b"<b>", b"</b>: ", b"line ",
+    b"\tat java.util(", b"/usr/", b"lib/python3", b"yError", b"Integrity", b"sqlite3.", b"42"]
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=25))
+def test_one_pass_scan_finds_what_the_reference_expression_finds(pieces):
+    """Same detections as the single alternation of every pattern (the old slow scan)."""
+    from wsgisec.errors import _LEAK_PATTERNS, _compile
+
+    body = b"".join(pieces)
+    reference = _compile(_LEAK_PATTERNS).search(body)
+    found = find_leak(body)
+    assert (found is None) == (reference is None)

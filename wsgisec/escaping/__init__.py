@@ -43,11 +43,29 @@ the *response*, only where it must:
   are escaped chunk by chunk (a U+2028 split across chunks is carried over) and sent
   without ``Content-Length``.
 
+* **Structure injection** (JSON and XML held whole, ``check_structure``): string-built
+  documents break when a value carries their syntax. A JSON response that does not
+  parse, an XML one that is not well-formed (parsed with defusedxml; entity declarations
+  are refused too), or a JSON response in which a request value with a ``"`` or a bracket
+  appears raw outside a single string token (it closed a string and wrote structure, as
+  ``x", "admin": "1`` does) is not sent: the caller gets a masked ``500`` problem
+  (``reason`` ``response-invalid`` or ``structure-injection``, the incident id, none of
+  the app's content) and a ``response-invalid`` / ``structure-injection`` event (error)
+  names the check, the parameter *name* and the media type. A masked 500, not a 4xx: the
+  fault is the app's, and a partner quoting the incident id gets it fixed; the request
+  may have been stored before the response was refused (validate stored data against
+  the OpenAPI document to catch it on the way in). Documents over ``max_buffer`` go out
+  as they stream (escaped or neutralised, not checked). See
+  :mod:`wsgisec.escaping.structure`.
+
 * **CSV/TSV exports** (``text/csv``, ``text/tab-separated-values``): a cell starting with
   ``=``, ``+``, ``-``, ``@``, tab or CR (``csv_formula_prefixes``) is prefixed with
   ``'`` and quoted, with its quotes doubled (OWASP "CSV Injection"); plain numbers such as
   ``-5`` or ``+3.5e2`` are left alone (they cannot be formulas), so an ordinary export is
-  unchanged. ``csv-formula-neutralized`` (info) counts the cells changed.
+  unchanged. The cells are found by real RFC 4180 parsing, chunk by chunk, in time
+  linear in the body (:mod:`wsgisec.escaping.csv_formulas`): a stray ``"`` inside an
+  unquoted cell is an ordinary character, not the start of a quoted run.
+  ``csv-formula-neutralized`` (info) counts the cells changed.
 
 * **Headers**, on every response, never overwriting one the app set:
   ``X-Content-Type-Options: nosniff``; ``charset=<default_charset>`` added to a
@@ -77,7 +95,7 @@ body (or a larger ``Content-Length``) is never held whole:
   layer; ``Content-Length``/``ETag`` are dropped;
 * JSON is escaped chunk by chunk (a U+2028 split across chunks is carried over),
   without ``Content-Length``;
-* a CSV export is neutralised record by record (cut after line breaks outside quotes).
+* a CSV export is neutralised chunk by chunk (the parser's state is carried over).
 
 The app's iterable is always closed (:class:`wsgisec.wsgi.ClosingIterator`); an error
 response started with ``exc_info`` replaces a held-back one.
@@ -92,6 +110,7 @@ ini::
     reflect_headers = Referer User-Agent
     min_reflect_length = 3
     json_escape = true
+    check_structure = true
     csv_neutralize = true
     csv_formula_prefixes = = + - @ tab cr
     content_security_policy = default-src 'self'; object-src 'none'; base-uri 'self';
@@ -122,10 +141,14 @@ Settings (ini name, default):
     two-character value such as ``&a`` would match unrelated markup).
 ``json_escape`` (true)
     Escape ``< > & '`` U+2028 U+2029 in JSON responses.
+``check_structure`` (true)
+    Mask (500, an incident id, no app content) a JSON or XML response that does not
+    parse, and a JSON response that a request value forged structure in.
 ``csv_neutralize`` (true)
     Neutralise formula cells in CSV/TSV responses.
 ``csv_formula_prefixes`` (= + - @ tab cr)
-    Cell prefixes that make a formula; single characters, or ``tab``/``cr``/``lf``.
+    Cell prefixes that make a formula; single characters, or ``tab``/``cr``/``lf``, or
+    ``fullwidth`` for ``＝ ＋ － ＠`` (non-ASCII prefixes apply to UTF-8 bodies only).
 ``default_charset`` (utf-8)
     Charset added to ``text/*`` types that name none (empty: add none) and assumed when
     decoding documents that name none.
@@ -155,25 +178,25 @@ Settings (ini name, default):
 from __future__ import annotations
 
 import codecs
-import itertools
-import json
 import re
-from collections import OrderedDict
-from typing import NamedTuple
-from urllib.parse import parse_qsl
 
 from .. import events, pipeline, settings
 from ..pipeline import Layer
-from .reflection import Candidate, Finding, Neutraliser, is_candidate, neutralise
+from .csv_formulas import FULLWIDTH, CSVNeutralizer
+from .candidates import collect, request_body
+from .headers import SafeHeaders
+from .jsonsafe import escape_json
+from .reflection import Candidate
+from .rewrite import (CSV_FORMULA_NEUTRALIZED, REFLECTED_INPUT_ESCAPED, RESPONSE_INVALID,
+                      STRUCTURE_INJECTION, _ascii_compatible, _codec_name, _Response, report_reflections)
 from ..settings import ConfigurationError
 from ..store import coerce as coerce_store
-from ..wsgi import BodyTooLarge, ClosingIterator, read_body, remove_headers
+from ..wsgi import ClosingIterator
 
 __all__ = ["Escaping", "filter_factory", "SETTINGS", "escape_json", "CSVNeutralizer",
-           "REFLECTED_INPUT_ESCAPED", "CSV_FORMULA_NEUTRALIZED"]
+           "REFLECTED_INPUT_ESCAPED", "CSV_FORMULA_NEUTRALIZED", "RESPONSE_INVALID",
+           "STRUCTURE_INJECTION"]
 
-REFLECTED_INPUT_ESCAPED = "reflected-input-escaped"
-CSV_FORMULA_NEUTRALIZED = "csv-formula-neutralized"
 
 _log = events.logger_for("escaping")
 
@@ -201,9 +224,12 @@ def _sources(text: str) -> tuple[str, ...]:
 def _prefixes(text: str) -> str:
     chars = []
     for word in settings.words(text):
+        if word.lower() == "fullwidth":
+            chars.extend(FULLWIDTH)
+            continue
         char = _PREFIX_NAMES.get(word.lower(), word)
-        if len(char) != 1 or not char.isascii():
-            raise ValueError("single ASCII characters or tab/cr/lf, e.g. = + - @ tab cr")
+        if len(char) != 1 or not char.isprintable() and char not in "\t\r\n":
+            raise ValueError("single characters, tab/cr/lf or fullwidth, e.g. = + - @ tab cr")
         chars.append(char)
     return "".join(chars)
 
@@ -231,6 +257,7 @@ SETTINGS = {
     "reflect_headers": (settings.words, "Referer User-Agent"),
     "min_reflect_length": (settings.integer(1, 1000), "3"),
     "json_escape": (settings.boolean, "true"),
+    "check_structure": (settings.boolean, "true"),
     "csv_neutralize": (settings.boolean, "true"),
     "csv_formula_prefixes": (_prefixes, "= + - @ tab cr"),
     "default_charset": (_charset, "utf-8"),
@@ -246,155 +273,6 @@ SETTINGS = {
     "store": (settings.optional(settings.store_url), None),
 }
 
-# -- JSON -------------------------------------------------------------------------------
-
-_JSON_ESCAPES = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"), (b"'", b"\\u0027"),
-                 (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
-
-
-def escape_json(data: bytes) -> bytes:
-    """Escape ``< > & '`` U+2028 U+2029 in UTF-8 JSON bytes (see the module docstring)."""
-    for raw, escaped in _JSON_ESCAPES:
-        if raw in data:
-            data = data.replace(raw, escaped)
-    return data
-
-
-class _JSONStream:
-    """:func:`escape_json` chunk by chunk; a U+2028/9 split across chunks is carried."""
-
-    __slots__ = ("carry",)
-
-    def __init__(self):
-        self.carry = b""
-
-    def feed(self, chunk: bytes) -> bytes:
-        data = self.carry + chunk if self.carry else chunk
-        cut = 1 if data.endswith(b"\xe2") else 2 if data.endswith(b"\xe2\x80") else 0
-        if cut:
-            self.carry, data = data[-cut:], data[:-cut]
-        else:
-            self.carry = b""
-        return escape_json(data)
-
-    def finish(self) -> bytes:
-        return escape_json(self.carry)
-
-
-# -- CSV --------------------------------------------------------------------------------
-
-_NUMBER = re.compile(rb"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-class CSVNeutralizer:
-    """OWASP CSV injection: ``'``-prefix and quote cells that start like a formula.
-
-    Works on the bytes (every character involved is ASCII, so any ASCII-compatible
-    charset is fine), copies everything else as it is, and leaves plain numbers alone.
-    """
-
-    def __init__(self, prefixes: str, delimiter: bytes = b","):
-        prefixes = prefixes.replace(delimiter.decode("ascii"), "")
-        self.prefixes = frozenset(prefixes.encode("ascii"))
-        d = re.escape(delimiter)
-        quoted_class = b"[" + re.escape(prefixes.encode("ascii")) + b"]"
-        # An unquoted cell cannot start with a line break (that ends the record).
-        bare = prefixes.replace("\r", "").replace("\n", "")
-        self._quick = re.compile(rb'(?:^|[' + d + rb'\r\n])"?' + quoted_class)
-        alternatives = [rb'("(?:[^"]|"")*")']
-        if bare:
-            bare_class = b"[" + re.escape(bare.encode("ascii")) + b"]"
-            alternatives.append(rb"(?<![^" + d + rb"\r\n])(" + bare_class + rb"[^" + d + rb"\r\n]*)")
-        self._cells = re.compile(b"|".join(alternatives))
-
-    def __call__(self, data: bytes) -> tuple[bytes, int]:
-        """``(new_data, cells_changed)``."""
-        if not self.prefixes or not self._quick.search(data):
-            return data, 0
-        changed = 0
-        prefixes = self.prefixes
-
-        def cell(match):
-            nonlocal changed
-            quoted = match.group(1)
-            if quoted is not None:
-                inner = quoted[1:-1]
-                if not inner or inner[0] not in prefixes or _NUMBER.fullmatch(inner):
-                    return quoted
-                changed += 1
-                return b"\"'" + inner + b'"'
-            bare = match.group(2)
-            if _NUMBER.fullmatch(bare):
-                return bare
-            changed += 1
-            return b"\"'" + bare.replace(b'"', b'""') + b'"'
-
-        return self._cells.sub(cell, data), changed
-
-    def stream(self, limit: int) -> "_CSVStream":
-        return _CSVStream(self, limit)
-
-
-class _CSVStream:
-    """A CSV export larger than ``max_buffer``, neutralised record by record.
-
-    Each piece is cut after the last line break that lies outside quotes (an even number
-    of ``"`` since the start: RFC 4180 doubles quotes inside quoted fields), so a cell is
-    never split and a quoted line break is never taken for the end of a record. A single
-    record longer than ``limit`` is hopeless: the rest is passed on untouched (logged).
-    """
-
-    __slots__ = ("neutralize", "limit", "carry", "cells", "gave_up")
-
-    def __init__(self, neutralize, limit):
-        self.neutralize = neutralize
-        self.limit = limit
-        self.carry = b""
-        self.cells = 0
-        self.gave_up = False
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self.gave_up:
-            return chunk
-        data = self.carry + chunk if self.carry else chunk
-        cut = _record_boundary(data)
-        if cut <= 0:
-            if len(data) > self.limit:
-                self.gave_up, self.carry = True, b""
-                _log.warning("escaping: a CSV record over max_buffer; the rest of the export "
-                             "is passed through unchecked")
-                return data
-            self.carry = data
-            return b""
-        self.carry = data[cut:]
-        out, changed = self.neutralize(data[:cut])
-        self.cells += changed
-        return out
-
-    def finish(self) -> bytes:
-        data, self.carry = self.carry, b""
-        if not data:
-            return b""
-        out, changed = self.neutralize(data)
-        self.cells += changed
-        return out
-
-
-def _record_boundary(data: bytes) -> int:
-    """Just after the last ``\n`` preceded by an even number of quotes; 0 if none."""
-    quotes_after = 0
-    total = data.count(b'"')
-    end = len(data)
-    while True:
-        newline = data.rfind(b"\n", 0, end)
-        if newline < 0:
-            return 0
-        quotes_after += data.count(b'"', newline, end)
-        if (total - quotes_after) % 2 == 0:
-            return newline + 1
-        end = newline
-
-
 # -- the layer --------------------------------------------------------------------------
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -403,42 +281,8 @@ _JSON_TYPES = frozenset({"application/json", "text/json"})
 _CSV_TYPES = {"text/csv": b",", "text/comma-separated-values": b",",
               "text/tab-separated-values": b"\t"}
 _NO_BODY_REWRITE = ("1", "204", "206", "304")
-_DROP_WHEN_CHANGED = ("Content-Length", "ETag", "Content-MD5", "Digest", "Content-Digest",
-                      "Repr-Digest")
-_CSP_NAMES = ("content-security-policy", "content-security-policy-report-only",
-              "reporting-endpoints")
 _FORM = "application/x-www-form-urlencoded"
-_MAX_CANDIDATES = 256
-_SAFE_NAME = re.compile(r"[\w.\[\]-]{1,64}")
-_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
-
-class _Override(NamedTuple):
-    prefix: str
-    name: str
-    value: str | None  # None: send no such header here
-
-
-def _parse_overrides(rules) -> tuple[_Override, ...]:
-    found = []
-    for rule in rules:
-        if isinstance(rule, _Override):
-            found.append(rule)
-            continue
-        parts = rule.split(None, 2)
-        if len(parts) < 3 or not parts[0].startswith("/") or not re.fullmatch(r"[A-Za-z0-9-]+", parts[1]):
-            raise ConfigurationError(
-                f"path_overrides: {rule!r} is not '/prefix Header-Name value' (value 'off' "
-                "sends no such header there)")
-        value = parts[2].strip()
-        found.append(_Override(parts[0], parts[1], None if value.lower() == "off" else value))
-    # Shortest first, so that a longer (more specific) prefix is applied last and wins.
-    return tuple(sorted(found, key=lambda o: len(o.prefix)))
-
-
-def _safe_name(name: str) -> str:
-    """A parameter name fit for an event: names are chosen by the caller too."""
-    return name if _SAFE_NAME.fullmatch(name) else f"<unusual name, {len(name)} chars>"
 
 
 class Escaping(Layer):
@@ -451,7 +295,7 @@ class Escaping(Layer):
 
     def __init__(self, app, *, max_buffer=1024 * 1024,
                  reflect_sources=_SOURCES, reflect_headers=("Referer", "User-Agent"),
-                 min_reflect_length=3, json_escape=True, csv_neutralize=True,
+                 min_reflect_length=3, json_escape=True, check_structure=True, csv_neutralize=True,
                  csv_formula_prefixes="=+-@\t\r", default_charset="utf-8",
                  content_security_policy=DEFAULT_CSP, csp_report_only=True, csp_report_uri="",
                  referrer_policy="strict-origin-when-cross-origin", frame_options="DENY",
@@ -475,42 +319,29 @@ class Escaping(Layer):
                                  for name in reflect_headers)
         self.min_reflect_length = min_reflect_length
         self.json_escape = json_escape
+        self.check_structure = check_structure
         self.csv_neutralize = csv_neutralize
-        self.csv = {delimiter: CSVNeutralizer(csv_formula_prefixes, delimiter)
-                    for delimiter in set(_CSV_TYPES.values())} if csv_neutralize else {}
+        # Keyed by (delimiter, UTF-8 body): non-ASCII prefixes are matched only in UTF-8.
+        self.csv = {(delimiter, utf8): CSVNeutralizer(csv_formula_prefixes, delimiter, wide=utf8)
+                    for delimiter in set(_CSV_TYPES.values()) for utf8 in (True, False)} \
+            if csv_neutralize else {}
         self.default_charset = default_charset
         self.attachment_paths = tuple(attachment_paths)
-        self.overrides = _parse_overrides(path_overrides)
+        self.safe_headers = SafeHeaders(
+            referrer_policy=referrer_policy, frame_options=frame_options,
+            cross_origin_opener_policy=cross_origin_opener_policy, permissions_policy=permissions_policy,
+            content_security_policy=content_security_policy, csp_report_only=csp_report_only,
+            csp_report_uri=csp_report_uri, path_overrides=path_overrides)
+        self.overrides = self.safe_headers.overrides
         self.store = coerce_store(store)
         # Requests whose body may hold reflected values are read (bounded) before the app.
         self._read_bodies = bool(self.reflect_sources & {"form", "json"})
 
-        common = [("X-Content-Type-Options", "nosniff")]
-        if referrer_policy:
-            common.append(("Referrer-Policy", referrer_policy))
-        if frame_options:
-            common.append(("X-Frame-Options", frame_options))
-        if cross_origin_opener_policy:
-            common.append(("Cross-Origin-Opener-Policy", cross_origin_opener_policy))
-        if permissions_policy:
-            common.append(("Permissions-Policy", permissions_policy))
-        document = []
-        if content_security_policy:
-            policy = content_security_policy.rstrip("; ")
-            if csp_report_uri:
-                # report-uri for browsers without the Reporting API, report-to for the rest.
-                policy += f"; report-uri {csp_report_uri}; report-to wsgisec-csp"
-                document.append(("Reporting-Endpoints", f'wsgisec-csp="{csp_report_uri}"'))
-            name = "Content-Security-Policy-Report-Only" if csp_report_only else "Content-Security-Policy"
-            document.insert(0, (name, policy))
-        self._common = tuple(common)
-        self._document = tuple(document)
-        self._override_cache: dict = {}
-
         self.settings = {
             "max_buffer": max_buffer, "reflect_sources": sorted(self.reflect_sources),
             "reflect_headers": list(reflect_headers), "min_reflect_length": min_reflect_length,
-            "json_escape": json_escape, "csv_neutralize": csv_neutralize,
+            "json_escape": json_escape, "check_structure": check_structure,
+            "csv_neutralize": csv_neutralize,
             "csv_formula_prefixes": csv_formula_prefixes, "default_charset": default_charset,
             "content_security_policy": content_security_policy, "csp_report_only": csp_report_only,
             "csp_report_uri": csp_report_uri, "referrer_policy": referrer_policy,
@@ -527,11 +358,13 @@ class Escaping(Layer):
             found.append("reflect_sources is empty: reflected input is not neutralised")
         if not self.json_escape:
             found.append("json_escape is off: hand-built JSON may carry markup into HTML contexts")
+        if not self.check_structure:
+            found.append("check_structure is off: ill-formed or forged JSON/XML reaches partners")
         if not self.csv_neutralize:
             found.append("csv_neutralize is off: exported cells may run as spreadsheet formulas")
-        if not any(name.startswith("Content-Security-Policy") for name, _ in self._document):
+        if not any(name.startswith("Content-Security-Policy") for name, _ in self.safe_headers.document):
             found.append("no content_security_policy")
-        if not any(name == "X-Frame-Options" for name, _ in self._common):
+        if not any(name == "X-Frame-Options" for name, _ in self.safe_headers.common):
             found.append("frame_options is off: pages may be framed (clickjacking)")
         return found
 
@@ -540,58 +373,22 @@ class Escaping(Layer):
     def __call__(self, environ, start_response):
         body = None
         if self._read_bodies and environ.get("CONTENT_LENGTH") and environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            body = self._keep_body(environ)
+            body = request_body(environ, self.reflect_sources, self.max_buffer)
         response = _Response(self, environ, start_response, body)
         app_iter = self.app(environ, response.start_response)
         if response.passing:
             return app_iter  # untouched: not even wrapped
         return ClosingIterator(app_iter, chunks=response.body(app_iter))
 
-    def _keep_body(self, environ):
-        """The form or JSON request body, read before the app (bounded, put back)."""
-        ctype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-        if ctype == _FORM:
-            kind = "form"
-        elif ctype in _JSON_TYPES or ctype.endswith("+json"):
-            kind = "json"
-        else:
-            return None
-        if kind not in self.reflect_sources:
-            return None
-        try:
-            # Content-Length is present (checked by the caller), so nothing is read when
-            # it is too large: the app still gets the whole stream.
-            return kind, read_body(environ, min(self.max_buffer, 1024 * 1024))
-        except (BodyTooLarge, ValueError):
-            return None
+    def candidates(self, environ, body, rule=None) -> list[Candidate]:
+        """The request values worth looking for (the documented rule, or ``rule(value)``),
+        at most 256 (:func:`wsgisec.escaping.candidates.collect`)."""
+        return collect(environ, body, sources=self.reflect_sources, minimum=self.min_reflect_length,
+                       header_keys=self.header_keys, rule=rule)
 
-    # -- headers ------------------------------------------------------------------
-
-    def _headers_for(self, path):
-        common, document = self._common, self._document
-        if not self.overrides:
-            return common, document
-        matched = tuple(o for o in self.overrides if settings.path_matches(path, (o.prefix,)))
-        if not matched:
-            return common, document
-        cached = self._override_cache.get(matched)
-        if cached is not None:
-            return cached
-        common, document = OrderedDict((n.lower(), (n, v)) for n, v in common), \
-            OrderedDict((n.lower(), (n, v)) for n, v in document)
-        for override in matched:
-            key = override.name.lower()
-            target = document if key in _CSP_NAMES else common
-            if key.startswith("content-security-policy"):
-                for name in ("content-security-policy", "content-security-policy-report-only"):
-                    document.pop(name, None)
-            target.pop(key, None)
-            if override.value is not None:
-                target[key] = (override.name, override.value)
-        result = (tuple(common.values()), tuple(document.values()))
-        if len(self._override_cache) < 1024:  # one entry per combination of prefixes
-            self._override_cache[matched] = result
-        return result
+    def report(self, environ, findings, mime):
+        """One ``reflected-input-escaped`` event per parameter: names, never values."""
+        report_reflections(environ, findings, mime, self.store)
 
     def _prepare(self, environ, status, headers):
         """Add the safe headers to ``headers`` (a copy); return ``(kind, detail,
@@ -599,7 +396,7 @@ class Escaping(Layer):
         too_large: stream it at once), or None to pass it through."""
         path = environ.get("PATH_INFO", "")
         present = {name.lower() for name, _ in headers}
-        common, document = self._headers_for(path)
+        common, document = self.safe_headers.for_path(path)
         for name, value in common:
             if name.lower() not in present:
                 headers.append((name, value))
@@ -644,10 +441,11 @@ class Escaping(Layer):
             too_large = False
 
         if mime in _JSON_TYPES or mime.endswith("+json"):
-            if not self.json_escape or (charset and _codec_name(charset) not in ("utf-8", "ascii")):
+            if not (self.json_escape or self.check_structure) \
+                    or (charset and _codec_name(charset) not in ("utf-8", "ascii")):
                 return None
             return "json", "utf-8", too_large
-        if is_document and self.reflect_sources:
+        if is_document and (self.reflect_sources or (self.check_structure and mime not in _HTML_TYPES)):
             if charset and _codec_name(charset) is None:
                 return None
             # Larger documents are neutralised in a sliding window (see _overflow).
@@ -655,350 +453,11 @@ class Escaping(Layer):
         if mime in _CSV_TYPES:
             if not self.csv_neutralize or (charset and not _ascii_compatible(charset)):
                 return None
-            return "csv", _CSV_TYPES[mime], too_large
+            utf8 = _codec_name(charset or self.default_charset or "utf-8") == "utf-8"
+            return "csv", (_CSV_TYPES[mime], utf8), too_large
         return None
 
     # -- what the caller sent -----------------------------------------------------
-
-    def candidates(self, environ, body) -> list[Candidate]:
-        """The request values worth looking for (the documented rule), at most 256."""
-        found: dict[str, Candidate] = {}
-        minimum = self.min_reflect_length
-        sources = self.reflect_sources
-
-        def add(source, name, value):
-            if value not in found and len(found) < _MAX_CANDIDATES and is_candidate(value, minimum):
-                found[value] = Candidate(source, name, value)
-
-        if "query" in sources:
-            query = _wsgi_text(environ.get("QUERY_STRING", ""))
-            if query:
-                for name, value in parse_qsl(query, keep_blank_values=True):
-                    add("query", name, value)
-                    add("query", name, name)
-        if body is not None:
-            kind, data = body
-            if kind == "form":
-                for name, value in parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True):
-                    add("form", name, value)
-                    add("form", name, name)
-            else:
-                try:
-                    document = json.loads(data)
-                except ValueError:
-                    document = None
-                for name, value in _json_strings(document, ""):
-                    add("json", name, value)
-        if "path" in sources:
-            path = _wsgi_text(environ.get("PATH_INFO", ""))
-            add("path", "path", path)
-            for index, segment in enumerate(path.split("/")):
-                if segment:
-                    add("path", f"segment {index}", segment)
-        if "headers" in sources:
-            for key, name in self.header_keys:
-                value = environ.get(key)
-                if value:
-                    add("header", name, _wsgi_text(value))
-        return list(found.values())
-
-    def report(self, environ, findings, mime):
-        """One ``reflected-input-escaped`` event per parameter: names, never values."""
-        grouped: dict = {}
-        for finding in findings:
-            entry = grouped.setdefault(finding.candidate, [0, set()])
-            entry[0] += 1
-            entry[1].add(finding.context)
-        for candidate, (count, contexts) in grouped.items():
-            events.emit(environ, REFLECTED_INPUT_ESCAPED,
-                        "request value reflected unescaped in the response; neutralised",
-                        store=self.store, logger=_log,
-                        detail={"source": candidate.source, "parameter": _safe_name(candidate.name),
-                                "contexts": " ".join(sorted(contexts)), "occurrences": count,
-                                "length": len(candidate.value), "media_type": mime})
-
-
-def _codec_name(name):
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
-
-
-def _ascii_compatible(name) -> bool:
-    codec = _codec_name(name)
-    return codec is not None and not codec.startswith(("utf-16", "utf-32", "utf_16", "utf_32"))
-
-
-def _wsgi_text(value: str) -> str:
-    """PEP 3333 strings are latin-1-decoded bytes; most clients sent UTF-8."""
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return value
-
-
-def _json_strings(value, path, depth=0):
-    if depth > 32:
-        return
-    if isinstance(value, str):
-        yield path or "(body)", value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            name = f"{path}.{key}" if path else str(key)
-            yield name, str(key)
-            yield from _json_strings(item, name, depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _json_strings(item, f"{path}[{index}]", depth + 1)
-
-
-class _Response:
-    """One response on its way out: decides, buffers (bounded) and rewrites."""
-
-    __slots__ = ("layer", "environ", "server_start_response", "request_body", "status", "headers",
-                 "kind", "charset", "stream", "called", "passing", "written", "server_write",
-                 "found")
-
-    def __init__(self, layer, environ, start_response, request_body):
-        self.layer = layer
-        self.environ = environ
-        self.server_start_response = start_response
-        self.request_body = request_body
-        self.called = False
-        self.passing = False
-        self.written = []
-        self.server_write = None
-        self.kind = None
-        self.found = ()
-
-    def start_response(self, status, headers, exc_info=None):
-        if exc_info is not None and self.server_write is not None:
-            # Headers already went out: the server re-raises (PEP 3333).
-            return self.server_start_response(status, headers, exc_info)
-        headers = list(headers)
-        decided = self.layer._prepare(self.environ, status, headers)
-        if decided is not None and decided[0] in ("html", "xml"):
-            # Look for nothing when the caller sent nothing worth looking for: the page
-            # then goes out untouched and unbuffered.
-            self.found = self.layer.candidates(self.environ, self.request_body)
-            if not self.found:
-                decided = None
-        if exc_info is not None and self.called:
-            # An error response replaces the one we were holding back: send it as it is.
-            self.written = []
-            decided = None
-        self.called = True
-        if decided is None:
-            self.passing = True
-            self.server_write = self.server_start_response(status, headers, exc_info)
-            return self.server_write
-        self.kind, self.charset, self.stream = decided
-        self.status, self.headers = status, headers
-        return self._write
-
-    def _write(self, data):
-        if self.server_write is not None:
-            self.server_write(data)
-        else:
-            self.written.append(data)
-
-    def _send(self, headers):
-        self.server_write = self.server_start_response(self.status, headers)
-
-    def body(self, app_iter):
-        """The chunks to send (a generator; start_response is called before the first)."""
-        chunks = iter(app_iter)
-        pending = []
-        if not self.called:  # start_response is called lazily, by the first next()
-            for chunk in chunks:
-                pending.append(chunk)
-                break
-            if self.passing or not self.called:
-                yield from pending
-                yield from chunks
-                return
-        limit = self.layer.max_buffer
-        buffered = self.written + pending
-        self.written = []
-        size = sum(len(chunk) for chunk in buffered)
-        overflow = self.stream or size > limit
-        if not overflow:
-            for chunk in chunks:
-                if self.server_write is not None:
-                    # start_response(exc_info) sent an error response meanwhile: what we
-                    # held back belongs to the abandoned one.
-                    yield chunk
-                    yield from chunks
-                    return
-                if chunk:
-                    buffered.append(chunk)
-                    size += len(chunk)
-                    if size > limit:
-                        overflow = True
-                        break
-        if overflow:
-            yield from self._overflow(buffered, chunks)
-            return
-        original = b"".join(buffered)
-        del buffered
-        body = self._rewrite(original)
-        headers = self.headers
-        if body is not original:
-            remove_headers(headers, _DROP_WHEN_CHANGED)
-            headers.append(("Content-Length", str(len(body))))
-        self._send(headers)
-        if body:
-            yield body
-
-    def _overflow(self, buffered, chunks):
-        if self.kind in ("html", "xml"):
-            yield from self._neutralise_streaming(buffered, chunks)
-            return
-        if self.kind == "json":
-            # Escaping is local to each character, so it streams; the length changes.
-            remove_headers(self.headers, _DROP_WHEN_CHANGED)
-            self._send(self.headers)
-            stream = _JSONStream()
-            for chunk in buffered:
-                yield stream.feed(chunk)
-            for chunk in chunks:
-                if chunk:
-                    out = stream.feed(chunk)
-                    if out:
-                        yield out
-            tail = stream.finish()
-            if tail:
-                yield tail
-            return
-        # A CSV export too large to buffer: record by record.
-        remove_headers(self.headers, _DROP_WHEN_CHANGED)
-        self._send(self.headers)
-        stream = self.layer.csv[self.charset].stream(self.layer.max_buffer)
-        reported = False
-        for chunk in itertools.chain(buffered, chunks):
-            if chunk:
-                out = stream.feed(chunk)
-                if stream.cells and not reported:
-                    reported = True
-                    self._report_csv(stream.cells)
-                if out:
-                    yield out
-        buffered.clear()
-        tail = stream.finish()
-        if stream.cells and not reported:
-            self._report_csv(stream.cells)
-        if tail:
-            yield tail
-
-    def _rewrite(self, body: bytes) -> bytes:
-        """The new body, or ``body`` itself (the same object) when nothing changed."""
-        layer, kind = self.layer, self.kind
-        if kind == "json":
-            escaped = escape_json(body)
-            if len(escaped) == len(body):
-                return body
-            self._report_json(body)
-            return escaped
-        if kind == "csv":
-            neutralizer = layer.csv[self.charset]  # the delimiter, for CSV
-            new, changed = neutralizer(body)
-            if not changed:
-                return body
-            self._report_csv(changed)
-            return new
-        charset = self._document_charset(body)
-        try:
-            text = body.decode(charset, "surrogateescape")
-        except LookupError:
-            _log.warning("escaping: unknown charset %r; response passed through unchecked", charset)
-            return body
-        new_text, findings = neutralise(text, self.found, xml=(kind == "xml"))
-        if not findings:
-            return body
-        try:
-            new = new_text.encode(charset, "surrogateescape")
-        except UnicodeEncodeError:
-            new = new_text.encode(charset, "xmlcharrefreplace")
-        mime = self.headers and next((v for k, v in self.headers if k.lower() == "content-type"), "")
-        layer.report(self.environ, findings, mime.split(";", 1)[0].strip())
-        return new
-
-    def _report_csv(self, cells: int):
-        events.emit(self.environ, CSV_FORMULA_NEUTRALIZED,
-                    "spreadsheet formula cells neutralised in an export", severity="info",
-                    store=self.layer.store, logger=_log, detail={"cells": cells})
-
-    def _document_charset(self, head: bytes) -> str:
-        charset = self.charset
-        if charset is None and self.kind == "xml":
-            match = _XML_ENCODING.match(head)
-            charset = match.group(1).decode("ascii").lower() if match else None
-        return charset or self.layer.default_charset or "utf-8"
-
-    def _neutralise_streaming(self, buffered, chunks):
-        """A document over ``max_buffer``: neutralised in a sliding window.
-
-        Passing it through would let a caller defeat the layer by padding the page; the
-        window (the longest candidate, at least 16 characters) keeps memory flat and
-        still finds an occurrence split across chunks. The length is unknown in advance,
-        so ``Content-Length`` (and ``ETag``) go.
-        """
-        head = buffered[0] if buffered else b""
-        charset = self._document_charset(head)
-        try:
-            decoder = codecs.getincrementaldecoder(charset)("surrogateescape")
-        except LookupError:
-            _log.warning("escaping: unknown charset %r; response passed through unchecked", charset)
-            self._send(self.headers)
-            yield from buffered
-            yield from chunks
-            return
-        remove_headers(self.headers, _DROP_WHEN_CHANGED)
-        self._send(self.headers)
-        neutraliser = Neutraliser(self.found, xml=(self.kind == "xml"))
-        reported = set()
-
-        def encoded(text):
-            try:
-                return text.encode(charset, "surrogateescape")
-            except UnicodeEncodeError:
-                return text.encode(charset, "xmlcharrefreplace")
-
-        def report():
-            # Drained each time, so a page full of reflections does not grow a list.
-            new = [f for f in neutraliser.findings if f.candidate not in reported]
-            neutraliser.findings.clear()
-            if new:
-                reported.update(f.candidate for f in new)
-                self.layer.report(self.environ, new, self.kind == "xml" and "application/xml" or "text/html")
-
-        def pieces():
-            yield from buffered
-            buffered.clear()
-            yield from chunks
-
-        for chunk in pieces():
-            if chunk:
-                out = neutraliser.feed(decoder.decode(chunk))
-                if out:
-                    report()
-                    yield encoded(out)
-        out = neutraliser.feed(decoder.decode(b"", True)) + neutraliser.finish()
-        report()
-        if out:
-            yield encoded(out)
-
-    def _report_json(self, body: bytes):
-        """Events for request values that sat raw in hand-built JSON (now escaped)."""
-        candidates = self.layer.candidates(self.environ, self.request_body)
-        if not candidates:
-            return
-        text = body.decode("utf-8", "replace")
-        findings = [Finding(c, "json") for c in candidates
-                    if any(ch in c.value for ch in "<>&'") and c.value in text]
-        if findings:
-            self.layer.report(self.environ, findings, "application/json")
 
 
 def filter_factory(global_conf, **local_conf):

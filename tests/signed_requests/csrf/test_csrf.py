@@ -461,22 +461,30 @@ def test_page_without_forms_is_not_changed():
     assert response.body == page and response.headers["ETag"] == '"v1"'
 
 
-def test_large_response_streams_through_untouched(caplog):
+def test_large_response_still_gets_its_token_in_a_window():
+    """Issue 11: growing a page past csrf_max_rewrite_size must not switch the defence off
+    (it used to stream through untouched, and every logged-in user got 403)."""
     chunks = [b"<html><head></head><body>", b'<form method="post"></form>', b"x" * 300, b"</body></html>"]
     app = html_app(chunks, length=False)
-    caplog.set_level(logging.WARNING, logger="wsgisec.csrf")
     response = client(layer(app, csrf_max_rewrite_size=100)).get("/")
-    assert response.body == b"".join(chunks)
+    assert len(TOKEN_FIELD.findall(response.text)) == 1
+    assert '<meta name="csrf-token"' in response.text
+    assert response.body.replace(TOKEN_FIELD.search(response.text).group(0).encode(), b"") \
+        .startswith(b"<html><head>")
+    assert "Cookie" in response.headers["Vary"]  # (WebTest adds a Content-Length itself)
     assert app.bodies[0].closed
-    assert any("csrf_max_rewrite_size" in record.getMessage() for record in caplog.records)
 
 
-def test_large_response_with_content_length_is_not_even_buffered():
+def test_large_response_with_content_length_is_not_buffered_but_injected():
     app = html_app([b"<html><head></head>", b"<form method=post></form>" * 10])
     csrf = layer(app, csrf_max_rewrite_size=100)
-    environ = _environ()
-    result = csrf(environ, lambda s, h, e=None: None)
-    assert result is app.bodies[0]  # the app's own iterable, handed on as it is
+    seen = []
+    result = csrf(_environ(), lambda s, h, e=None: seen.append(h))
+    first = next(iter(result))  # headers went out with the first chunk: nothing held
+    assert seen and not any(k.lower() == "content-length" for k, _ in seen[0])
+    body = first + b"".join(result)
+    result.close()
+    assert body.count(b'name="csrf_token"') == 10 and app.bodies[0].closed
 
 
 def test_compressed_html_is_not_touched():

@@ -40,9 +40,11 @@ edited, gives the app's own forms the token they need:
 
   The page is buffered up to ``csrf_max_rewrite_size`` (so a tag split across chunks is
   still found), ``Content-Length`` is fixed, ``ETag`` dropped and ``Vary: Cookie`` added.
-  Larger pages, compressed pages (``Content-Encoding``) and UTF-16/32 pages stream
-  through untouched (logged to ``wsgisec.csrf``). Other responses are not looked at:
-  same iterable, same bytes, same headers.
+  A larger page is injected in a bounded sliding window (a tag cut by a chunk edge is
+  carried, at most 4 KB) and sent without ``Content-Length``: otherwise anyone able to
+  grow a page (a few dozen posts) would switch the defence off for all its users.
+  Compressed pages (``Content-Encoding``) and UTF-16/32 pages stream through untouched.
+  Other responses are not looked at: same iterable, same bytes, same headers.
 * **Cookie**: ``__Host-csrf`` over https (the ``__Host-`` prefix makes the browser refuse
   it unless it is ``Secure``, ``Path=/`` and has no ``Domain``, so a sibling subdomain
   cannot plant one: cookie tossing), ``csrf`` over plain http (development);
@@ -102,7 +104,8 @@ Settings (ini name, default):
 ``csrf_trusted_origins`` (none)
     Other origins (``https://www.example.com``) allowed to post here, cross-site too.
 ``csrf_max_rewrite_size`` (1MB)
-    Largest HTML response buffered for injection; larger ones pass untouched.
+    Largest HTML response buffered for injection; larger ones are injected in a sliding
+    window, without ``Content-Length``.
 ``csrf_max_body_size`` (1MB)
     Largest form body read to find the token field (413 beyond; a script can use the header).
 ``csrf_exempt_paths`` (none)
@@ -118,26 +121,26 @@ Settings (ini name, default):
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import logging
 import re
 import secrets
 import time
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
-from markupsafe import escape
 
 from ... import events, pipeline, settings
 from ...pipeline import Layer
 from ...responses import problem
 from ...settings import ConfigurationError, Secret
 from ...store import coerce as coerce_store
-from ...wsgi import BodyTooLarge, ClosingIterator, read_body
+from .inject import _PASS, _Response, inject
+from .tokens import TokenState as _TokenState, form_token, mask as _mask, unmask as _unmask  # noqa: F401
+from ...wsgi import BodyTooLarge, ClosingIterator
 
-__all__ = ["BrowserCSRF", "SETTINGS", "filter_factory"]
+__all__ = ["BrowserCSRF", "SETTINGS", "filter_factory", "inject"]
 
 # Event kinds and problem ``reason`` members (one name for both).
 CROSS_SITE = "csrf-cross-site"
@@ -257,132 +260,12 @@ SETTINGS = {
 
 # -- small helpers ----------------------------------------------------------------------
 
-def _request_cookies(header: str, names) -> dict:
-    """The first value of each cookie in ``names`` (raw, as the browser sent it)."""
-    found = {}
-    for part in header.split(";"):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if sep and name in names and name not in found:
-            found[name] = value.strip()
-    return found
-
-
 def _own_origin(environ) -> str | None:
     scheme = environ.get("wsgi.url_scheme", "http")
     host = environ.get("HTTP_HOST")
     if not host:
         host = environ.get("SERVER_NAME", "") + ":" + environ.get("SERVER_PORT", "")
     return _normal_origin(f"{scheme}://{host.rstrip(':')}")
-
-
-def _mask(token: str) -> str:
-    """The token XORed with a fresh random pad, pad first (a new string every response)."""
-    raw = token.encode("ascii")
-    pad = secrets.token_bytes(len(raw))
-    mixed = (int.from_bytes(pad, "big") ^ int.from_bytes(raw, "big")).to_bytes(len(raw), "big")
-    return base64.urlsafe_b64encode(pad + mixed).rstrip(b"=").decode("ascii")
-
-
-def _unmask(text: str) -> bytes | None:
-    if not text or len(text) > 1024:
-        return None
-    try:
-        data = base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
-    except (ValueError, binascii.Error):
-        return None
-    if not data or len(data) % 2:
-        return None
-    half = len(data) // 2
-    return (int.from_bytes(data[:half], "big") ^ int.from_bytes(data[half:], "big")).to_bytes(half, "big")
-
-
-_DISPOSITION_NAME = re.compile(rb';\s*name\s*=\s*(?:"([^"]*)"|([^;\s]*))', re.IGNORECASE)
-_BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]{1,70})"|([^;\s]{1,70}))', re.IGNORECASE)
-
-
-def _multipart_field(body: bytes, content_type: str, name: bytes) -> bytes | None:
-    """The value of the first plain field ``name`` in a multipart/form-data body (RFC 7578)."""
-    match = _BOUNDARY.search(content_type)
-    if not match:
-        return None
-    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break
-        head, sep, content = part.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        for line in head.split(b"\r\n"):
-            if line[:20].lower() == b"content-disposition:":
-                found = _DISPOSITION_NAME.search(line)
-                if found and (found.group(1) if found.group(1) is not None else found.group(2)) == name:
-                    return content[:-2] if content.endswith(b"\r\n") else content
-    return None
-
-
-# -- HTML rewriting ---------------------------------------------------------------------
-
-_FORM_OPEN = re.compile(rb"<form(?=[\s/>])", re.IGNORECASE)
-_HEAD_OPEN = re.compile(rb"<head(?=[\s/>])", re.IGNORECASE)
-# The rest of a start tag, quote-aware; matched with an end bound so a broken page costs
-# linear time.
-_TAG_REST = re.compile(rb"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
-_MAX_TAG = 4096
-_ATTRIBUTE = re.compile(rb"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
-
-
-def _is_post_form(tag: bytes) -> bool:
-    """True if the start tag's first ``method`` attribute says post (HTML: first one wins)."""
-    for match in _ATTRIBUTE.finditer(tag, 5, len(tag) - 1):
-        if match.group(1).lower() == b"method":
-            value = next((g for g in match.group(2, 3, 4) if g is not None), b"")
-            return value.strip().lower() == b"post"
-    return False
-
-
-def _start_tags(data: bytes, opener, first_only=False):
-    """End offsets of each complete start tag found by ``opener``."""
-    pos = 0
-    size = len(data)
-    while True:
-        found = opener.search(data, pos)
-        if found is None:
-            return
-        rest = _TAG_REST.match(data, found.end(), min(size, found.end() + _MAX_TAG))
-        if rest is None:
-            pos = found.end() + _MAX_TAG  # not a tag we can read; skip past it
-            continue
-        yield found.start(), rest.end()
-        if first_only:
-            return
-        pos = rest.end()
-
-
-def inject(data: bytes, masked: str, field_name: str, header_name: str) -> bytes:
-    """``data`` with the token after ``<head>`` and in each post form (unchanged if none)."""
-    insertions = []
-    for start, end in _start_tags(data, _HEAD_OPEN, first_only=True):
-        insertions.append((end, (f'<meta name="csrf-token" content="{masked}">'
-                                 f'<meta name="csrf-header" content="{escape(header_name)}">').encode("ascii")))
-    hidden = None
-    for start, end in _start_tags(data, _FORM_OPEN):
-        if _is_post_form(data[start:end]):
-            if hidden is None:
-                hidden = (f'<input type="hidden" name="{escape(field_name)}" '
-                          f'value="{masked}">').encode("ascii")
-            insertions.append((end, hidden))
-    if not insertions:
-        return data
-    insertions.sort(key=lambda item: item[0])
-    out = []
-    pos = 0
-    for at, text in insertions:
-        out.append(data[pos:at])
-        out.append(text)
-        pos = at
-    out.append(data[pos:])
-    return b"".join(out)
 
 
 # -- the layer --------------------------------------------------------------------------
@@ -594,7 +477,7 @@ class BrowserCSRF(Layer):
         submitted = environ.get(self._header_key)
         source = "header"
         if not submitted:
-            submitted = self._form_token(environ)
+            submitted = form_token(environ, self._field_bytes, self.max_body_size)
             source = "form"
         if not submitted:
             raise _Refuse(TOKEN_MISSING, check="token")
@@ -612,228 +495,6 @@ class BrowserCSRF(Layer):
         if not self._bound_to(value, session):
             raise _Refuse(SESSION_MISMATCH, check="session")
         return value, signed_at
-
-    def _form_token(self, environ) -> str | None:
-        """The token field of an urlencoded or multipart body, read with a size limit.
-
-        ``read_body`` puts the bytes back, so the app reads the same body afterwards.
-        """
-        content_type = environ.get("CONTENT_TYPE", "")
-        mime = content_type.partition(";")[0].strip().lower()
-        if mime == "application/x-www-form-urlencoded":
-            body = read_body(environ, self.max_body_size)
-            if self._field_bytes not in body:
-                return None
-            prefix = self._field_bytes + b"="
-            for pair in body.split(b"&"):
-                if pair.startswith(prefix):
-                    return unquote_plus(pair[len(prefix):].decode("latin-1"))
-            return None
-        if mime == "multipart/form-data":
-            body = read_body(environ, self.max_body_size)
-            value = _multipart_field(body, content_type, self._field_bytes)
-            return value.decode("latin-1").strip() if value is not None else None
-        return None
-
-
-class _TokenState:
-    """The token of one request's response, decided once and lazily.
-
-    ``environ["wsgisec.csrf"]``: an app that renders its own forms (``csrf_inject = false``)
-    calls :meth:`masked_token`, and reads ``field_name`` / ``header_name``.
-    """
-
-    __slots__ = ("layer", "cookie_name", "cookie_header", "cookie_token", "session", "secure", "token",
-                 "set_cookie", "verified", "loaded")
-
-    def __init__(self, layer, cookie_name, cookie_header, secure):
-        self.layer = layer
-        self.cookie_name = cookie_name
-        self.cookie_header = cookie_header
-        self.secure = secure
-        self.cookie_token = self.session = self.token = self.verified = None
-        self.set_cookie = self.loaded = False
-
-    def load(self):
-        """Read the CSRF and session cookies of the request (once, and only when needed)."""
-        if not self.loaded:
-            self.loaded = True
-            if self.cookie_header:
-                layer = self.layer
-                cookies = _request_cookies(self.cookie_header, (self.cookie_name, layer.session_cookie))
-                self.cookie_token = cookies.get(self.cookie_name)
-                if layer.session_cookie is not None:
-                    self.session = cookies.get(layer.session_cookie)
-
-    @property
-    def field_name(self):
-        return self.layer.field_name
-
-    @property
-    def header_name(self):
-        return self.layer.header_name
-
-    def rebind(self, session):
-        """The app set a new session cookie (a login): bind the token to the new session."""
-        self.load()
-        if session != self.session:
-            self.session = session
-            self.token = None
-
-    def current(self) -> str:
-        if self.token is None:
-            self.load()
-            self.token, self.set_cookie = self.layer._token_for(self.cookie_token, self.session, self.verified)
-        return self.token
-
-    def masked_token(self) -> str:
-        return _mask(self.current())
-
-    def set_cookie_header(self) -> str:
-        parts = [f"{self.cookie_name}={self.current()}", "Path=/", f"Max-Age={self.layer.max_age}",
-                 "SameSite=Lax", "HttpOnly"]
-        # __Host- cookies must be Secure with Path=/ and no Domain, or the browser drops them.
-        if self.secure or self.cookie_name.startswith(("__Host-", "__Secure-")):
-            parts.append("Secure")
-        return "; ".join(parts)
-
-
-_PASS, _BUFFER = "pass", "buffer"
-_NO_BODY = ("1", "204", "304")
-
-
-def _set_cookie_value(value: str):
-    """(name, value, deleted) of a Set-Cookie header value."""
-    first, _, attributes = value.partition(";")
-    name, _, cookie_value = first.partition("=")
-    attributes = attributes.lower()
-    deleted = (not cookie_value.strip() or "max-age=0" in attributes.replace(" ", "")
-               or "1970" in attributes)
-    return name.strip(), cookie_value.strip(), deleted
-
-
-class _Response:
-    """start_response and body of one response: pass through, or buffer and inject."""
-
-    __slots__ = ("layer", "environ", "server_start_response", "state", "head", "mode", "status",
-                 "headers", "exc_info", "buffer", "size", "server_write")
-
-    def __init__(self, layer, environ, start_response, state, head):
-        self.layer = layer
-        self.environ = environ
-        self.server_start_response = start_response
-        self.state = state
-        self.head = head
-        self.mode = None
-        self.buffer = []
-        self.size = 0
-        self.server_write = None
-        self.status = self.headers = self.exc_info = None
-
-    def start_response(self, status, headers, exc_info=None):
-        if exc_info is not None and self.mode == _PASS:
-            # Headers already went out: the server re-raises (PEP 3333).
-            return self.server_start_response(status, headers, exc_info)
-        content_type = ""
-        encoded = False
-        length = None
-        for key, value in headers:
-            lowered = key.lower()
-            if lowered == "content-type":
-                content_type = value.lower()
-            elif lowered == "content-encoding":
-                encoded = value.strip().lower() not in ("", "identity")
-            elif lowered == "content-length":
-                length = value
-        if content_type.partition(";")[0].strip() != "text/html":
-            return self._forward(status, headers, exc_info)  # not ours: untouched
-
-        headers = list(headers)
-        layer = self.layer
-        if layer.session_cookie is not None:
-            for key, value in headers:
-                if key.lower() == "set-cookie":
-                    name, cookie_value, deleted = _set_cookie_value(value)
-                    if name == layer.session_cookie:
-                        self.state.rebind(None if deleted else cookie_value)
-        self.state.current()
-        if self.state.set_cookie:
-            headers.append(("Set-Cookie", self.state.set_cookie_header()))
-
-        charset = content_type.partition("charset=")[2].strip(" \"'")
-        too_large = False
-        if length is not None:
-            try:
-                too_large = int(length) > layer.max_rewrite_size
-            except ValueError:
-                too_large = True
-        if (not layer.inject or self.head or encoded or status.startswith(_NO_BODY)
-                or charset.startswith(("utf-16", "utf16", "utf-32", "utf32"))):
-            return self._forward(status, headers, exc_info)
-        if too_large:
-            self._log_skipped(length)
-            return self._forward(status, headers, exc_info)
-        if self.mode == _BUFFER:  # the app starts over (exc_info): forget the first body
-            del self.buffer[:]
-            self.size = 0
-        self.mode = _BUFFER
-        self.status, self.headers, self.exc_info = status, headers, exc_info
-        return self._write
-
-    def _forward(self, status, headers, exc_info):
-        if self.mode == _BUFFER:
-            del self.buffer[:]
-            self.size = 0
-        self.mode = _PASS
-        self.server_write = self.server_start_response(status, headers, exc_info)
-        return self.server_write
-
-    def _write(self, data):
-        if self.mode == _BUFFER:
-            self.buffer.append(data)
-            self.size += len(data)
-        else:
-            self.server_write(data)
-
-    def _log_skipped(self, size):
-        _ops_log.warning("csrf: HTML response of %s bytes for %s is larger than csrf_max_rewrite_size "
-                         "(%d); its forms get no token", size, self.environ.get("PATH_INFO", ""),
-                         self.layer.max_rewrite_size)
-
-    def body(self, app_iter):
-        for chunk in app_iter:
-            if self.mode != _BUFFER:
-                yield chunk
-                continue
-            self.buffer.append(chunk)
-            self.size += len(chunk)
-            if self.size > self.layer.max_rewrite_size:
-                # Too large to hold: send what we have untouched and stream the rest.
-                self._log_skipped(f"more than {self.layer.max_rewrite_size}")
-                data = b"".join(self.buffer)
-                del self.buffer[:]
-                self.server_write = self.server_start_response(self.status, self.headers, self.exc_info)
-                self.mode = _PASS
-                yield data
-        if self.mode == _BUFFER:
-            original = b"".join(self.buffer)
-            del self.buffer[:]
-            headers = self.headers
-            data = original
-            if b"<" in original:
-                data = inject(original, self.state.masked_token(), self.layer.field_name,
-                              self.layer.header_name)
-            if data is not original:
-                headers = [(key, value) for key, value in headers
-                           if key.lower() not in ("content-length", "etag", "content-md5")]
-                headers.append(("Content-Length", str(len(data))))
-                vary = [value for key, value in headers if key.lower() == "vary"]
-                if not any("cookie" in value.lower() or "*" in value for value in vary):
-                    headers.append(("Vary", "Cookie"))
-            self.mode = _PASS
-            self.server_write = self.server_start_response(self.status, headers, self.exc_info)
-            yield data
-
 
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``use = call:wsgisec.csrf:filter_factory`` (the layer on its own)."""
