@@ -220,3 +220,22 @@ def exc_info_app(environ, start_response):
 def validated(app):
     """``wsgiref.validate`` around ``app``: any breach of PEP 3333 raises in the test."""
     return validator(app)
+
+
+@pytest.fixture(autouse=True)
+def _pristine_legacy_items():
+    """The Flask example keeps posted items in a module-level list (it is a legacy app);
+    every test starts from the items it shipped with, whatever ran before in the worker."""
+    legacy = sys.modules.get("flask_legacy.app")
+    if legacy is not None:
+        legacy.ITEMS[:] = [dict(item) for item in _SHIPPED_ITEMS]
+    yield
+
+
+def _shipped_items():
+    import flask_legacy.app as legacy  # examples/ is on sys.path (setup.cfg pythonpath)
+
+    return [dict(item) for item in legacy.ITEMS]
+
+
+_SHIPPED_ITEMS = _shipped_items()

@@ -68,8 +68,8 @@ import re
 import sys
 import traceback
 
-from . import events, pipeline, settings
-from .pipeline import Layer
+from . import events, settings
+from .layer import Layer, layer_factory
 from .responses import problem
 from .held import HeldResponse
 from .wsgi import ClosingIterator, close_iterable
@@ -383,4 +383,4 @@ def _scannable(headers) -> bool:
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#error_masker``."""
     kw = settings.parse("error_masker", SETTINGS, local_conf, global_conf)
-    return pipeline.layer_factory("error_masker", ErrorMasker, kw, global_conf)
+    return layer_factory("error_masker", ErrorMasker, kw, global_conf)

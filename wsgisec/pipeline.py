@@ -31,7 +31,6 @@ import sys
 from paste.deploy import loadapp
 
 from . import settings
-from .layer import Layer, layer_factory  # noqa: F401  (their home until every import moves)
 
 __all__ = ["load", "layers", "find_layer", "config_uri", "app_factory", "import_object"]
 

@@ -180,8 +180,8 @@ from __future__ import annotations
 import codecs
 import re
 
-from .. import events, pipeline, settings
-from ..pipeline import Layer
+from .. import events, settings
+from ..layer import Layer, layer_factory
 from .csv_formulas import FULLWIDTH, CSVNeutralizer
 from .candidates import collect, request_body
 from .headers import SafeHeaders
@@ -463,4 +463,4 @@ class Escaping(Layer):
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#escaping``."""
     kw = settings.parse("escaping", SETTINGS, local_conf, global_conf)
-    return pipeline.layer_factory("escaping", Escaping, kw, global_conf)
+    return layer_factory("escaping", Escaping, kw, global_conf)

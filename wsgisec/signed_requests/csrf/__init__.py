@@ -131,8 +131,8 @@ from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
-from ... import events, pipeline, settings
-from ...pipeline import Layer
+from ... import events, settings
+from ...layer import Layer, layer_factory
 from ...responses import problem
 from ...settings import ConfigurationError, Secret
 from ...store import coerce as coerce_store
@@ -502,4 +502,4 @@ def filter_factory(global_conf, **local_conf):
     table["secret_keys"] = (settings.optional(settings.secret_list), None)
     table["store"] = (settings.optional(settings.store_url), None)
     kw = settings.parse("csrf", table, local_conf, global_conf)
-    return pipeline.layer_factory("csrf", BrowserCSRF, kw, global_conf)
+    return layer_factory("csrf", BrowserCSRF, kw, global_conf)
