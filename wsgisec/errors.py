@@ -17,6 +17,9 @@ under an incident id that the caller is shown and can quote.
   (up to ``log_body_limit``) under the incident id. 5xx answers that wsgisec's own layers
   made (they carry this request's ``X-Incident-Id``) are already generic and pass as
   they are.
+* What was masked (the traceback, the original body) is also kept in the store for 30
+  days under the incident id (``events.MASKED``), so ``wsgisec reports show ID`` prints it
+  on the operator's command line; it is never served over HTTP.
 * Leak detection: text responses (HTML, JSON, XML, plain text, JavaScript) of up to
   ``max_scan_size`` are scanned for Python tracebacks, framework debug pages (Werkzeug
   debugger, Django technical 500, Pyramid debug toolbar, Bottle debug page), SQL error
@@ -66,6 +69,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 import traceback
 
 from . import events, settings
@@ -73,7 +77,7 @@ from .layer import Layer, layer_factory
 from .responses import problem
 from .held import HeldResponse
 from .wsgi import ClosingIterator, close_iterable
-from .store import coerce as coerce_store
+from .store import StoreUnavailable, coerce as coerce_store
 
 __all__ = ["ErrorMasker", "filter_factory", "SETTINGS", "find_leak"]
 
@@ -81,6 +85,10 @@ ERROR_MASKED = "error-masked"
 EXCEPTION_MASKED = "exception-masked"
 LEAK_MASKED = "leak-masked"
 BODY_ABORTED = "body-aborted"
+
+#: How long the store keeps what was masked (events.MASKED, for ``wsgisec reports show``).
+KEPT_TTL = 30 * 86400
+_MAX_KEPT_TRACEBACK = 16 * 1024
 
 _log = events.logger_for("error_masker")
 #: Original bodies and tracebacks, for operators only. Route it to a protected place.
@@ -324,18 +332,34 @@ class ErrorMasker(Layer):
             close_iterable_quietly(iterable)
         incident = events.emit(environ, kind, reason, severity="error", store=self.store, logger=_log,
                                detail={"status": code, "leak": leak} if leak else {"status": code})
+        original = bytes(body).decode("utf-8", "replace")
         error_log.error("incident %s: %s for %s %s; original body follows\n%s", incident, reason,
-                        environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
-                        bytes(body).decode("utf-8", "replace"))
+                        environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), original)
+        self._keep(incident, body=original)
         keep = [(name, value) for name, value in headers if name.lower() == "retry-after"]
         return problem(environ, code, GENERIC_DETAIL, incident=incident, headers=keep)(
             environ, start_response)
+
+    def _keep(self, incident, **masked):
+        """Keep what was masked under the incident id, for the operator's command line
+        (``wsgisec reports show``); the log has it too. A store that is down loses only
+        this copy, never the response."""
+        if self.store is None:
+            return
+        kept = {key: value[-_MAX_KEPT_TRACEBACK:] if key == "traceback" else value
+                for key, value in masked.items()}
+        try:
+            self.store.put(events.MASKED, incident, dict(kept, time=int(time.time())), ttl=KEPT_TTL)
+        except StoreUnavailable:
+            events.ops_log.error("could not keep the masked details of incident %s in the store", incident)
 
     def _exception(self, environ, start_response, exc_info, where):
         incident = events.emit(environ, EXCEPTION_MASKED, f"exception {where}", severity="error",
                                store=self.store, logger=_log)
         error_log.error("incident %s: exception %s for %s %s", incident, where,
                         environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), exc_info=exc_info)
+        if exc_info is not None:
+            self._keep(incident, traceback="".join(traceback.format_exception(*exc_info)))
         if self.debug and exc_info is not None:
             body = ("".join(traceback.format_exception(*exc_info)) + f"\nIncident id: {incident}\n").encode()
             start_response("500 Internal Server Error", [

@@ -45,6 +45,11 @@ _log = logging.getLogger("wsgisec.events")
 ops_log = logging.getLogger("wsgisec.ops")
 _PREFIX = "wsgisec.events."
 
+#: Store namespace: incident id -> what error_masker masked (``traceback`` and/or the
+#: original ``body``, ``time``). Written by error_masker, read by ``wsgisec reports show``
+#: on the operator's command line; never served over HTTP.
+MASKED = "error_masker.masked"
+
 # A detail value longer than this is cut: details are for names and numbers, and a long
 # value is more likely to be a payload than a fact.
 _MAX_DETAIL = 120

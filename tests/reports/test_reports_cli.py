@@ -75,11 +75,20 @@ def test_a_partner_report_is_joined_to_the_masked_error_it_quotes(ini, partner, 
     assert f"incident {incident}: 2 event(s)" in out
     assert out.index("error_masker.exception-masked") < out.index("reports.partner-report")
     assert f"client_id: {partner.client_id}" in out and "detail.description: Your API failed for us." in out
-    assert "wsgisec.errors log" in out  # where the traceback is: never in the store
+    # The traceback error_masker kept, on the operator's command line (never over HTTP).
+    assert "traceback (kept by error_masker" in out and "ZeroDivisionError" in out
 
     code, out, _ = run(capsys, "reports", "show", incident, "--config", ini, "--json")
     kinds = [json.loads(line)["kind"] for line in out.splitlines()]
     assert kinds == ["error_masker.exception-masked", "reports.partner-report"]
+    assert "ZeroDivisionError" not in out  # --json is the events only: scripts get no traceback
+
+
+def test_show_prints_the_original_body_of_a_masked_sql_error(ini, partner, capsys, quiet_app_logs):
+    masked = partner.get("/api/lookup?name=O%27Brien", status=500)
+    assert "sqlite3" not in masked.text
+    code, out, _ = run(capsys, "reports", "show", masked.json["incident_id"], "--config", ini)
+    assert code == 0 and "original body (kept by error_masker" in out and "sqlite3" in out
 
 
 def test_show_unknown_or_malformed_incident(ini, stack, capsys):

@@ -9,9 +9,9 @@ every report, one timeline.
     (``token_auth.token-missing``) or a pattern (``token_auth.*``), and may be repeated.
 ``wsgisec reports show INCIDENT_ID [--json]``
     Every event and report of that incident id: the refusal or masked error, and the
-    partner reports quoting it. The traceback of a masked error is never in the store or
-    sent over HTTP: it is in the ``wsgisec.errors`` log under this id, as ``show`` says
-    (a traceback kept in an event's ``detail`` is printed here, on the command line only).
+    partner reports quoting it, and what error_masker masked (the traceback or the
+    original body it kept in the store for 30 days, ``events.MASKED``). That is printed
+    here, on the operator's command line only: never over HTTP, not on the dashboard.
     Exit status 3 if nothing has that id.
 ``wsgisec reports export --format jsonl|csv [--since] [--kind] [--client] [--output FILE]``
     For spreadsheets and SIEMs. CSV cells are formula-safe (OWASP "CSV Injection").
@@ -32,6 +32,7 @@ import re
 import sys
 import time
 
+from .. import events
 from ..cli import CLI, EXIT_CONFIG, EXIT_OK, duration_argument, fail, find_layer_or_exit
 from ..store import StoreUnavailable
 from . import query, timeline
@@ -105,9 +106,25 @@ def _show(args) -> int:
                 print("    " + query.printable(line))
         masked = masked or event.get("layer") == "error_masker"
     if masked:
-        print(f"\nThe masked error's original body and traceback are in the wsgisec.errors log "
-              f"under incident {args.incident_id} (never in the store, never over HTTP).")
+        _print_masked(store, args.incident_id)
     return EXIT_OK
+
+
+def _print_masked(store, incident_id) -> None:
+    """What error_masker kept of the masked error: here, on the operator's terminal only."""
+    try:
+        kept = store.get(events.MASKED, incident_id)
+    except StoreUnavailable:
+        kept = None
+    if not kept:
+        print(f"\nThe masked error's details are in the wsgisec.errors log under incident "
+              f"{incident_id} (the store no longer holds them).")
+        return
+    for key, title in (("traceback", "traceback"), ("body", "original body")):
+        if kept.get(key):
+            print(f"\n{title} (kept by error_masker, never served over HTTP):")
+            for line in str(kept[key]).splitlines():
+                print("    " + query.printable(line))
 
 
 def _export(args) -> int:
