@@ -58,6 +58,17 @@ the *response*, only where it must:
   as they stream (escaped or neutralised, not checked). See
   :mod:`wsgisec.escaping.structure`.
 
+* **Response schemas** (``response_schemas = report`` or ``enforce``, off by default): a
+  held JSON response is compared with the schema the OpenAPI document (``rules``, the
+  whitelist's file) declares for its path template, method, status (``200``, then
+  ``2XX``, then ``default``) and media type, parsed once with the structure check.
+  ``report`` lets it through with an ``escaping.response-schema`` event (warning: the
+  status, the failing keyword, its RFC 6901 pointer into the document and the pointer
+  into the response, never a value); ``enforce`` masks it (``500``, ``reason``
+  ``response-invalid``) with the same event (error). No schema declared: it passes. A
+  JSON response over ``max_buffer`` cannot be checked: reported, or refused under
+  ``enforce``. See :mod:`wsgisec.escaping.response_schema`.
+
 * **CSV/TSV exports** (``text/csv``, ``text/tab-separated-values``): a cell starting with
   ``=``, ``+``, ``-``, ``@``, tab or CR (``csv_formula_prefixes``) is prefixed with
   ``'`` and quoted, with its quotes doubled (OWASP "CSV Injection"); plain numbers such as
@@ -111,6 +122,8 @@ ini::
     min_reflect_length = 3
     json_escape = true
     check_structure = true
+    response_schemas = enforce
+    rules = %(here)s/partner_api.openapi.yaml
     csv_neutralize = true
     csv_formula_prefixes = = + - @ tab cr
     content_security_policy = default-src 'self'; object-src 'none'; base-uri 'self';
@@ -144,6 +157,12 @@ Settings (ini name, default):
 ``check_structure`` (true)
     Mask (500, an incident id, no app content) a JSON or XML response that does not
     parse, and a JSON response that a request value forged structure in.
+``response_schemas`` (off)
+    ``off``, ``report`` (an event, the response goes out) or ``enforce`` (a masked 500
+    and the event) for JSON responses that break their OpenAPI response schema.
+``rules`` (none)
+    The OpenAPI document (YAML or JSON, relative to the ini file) whose response schemas
+    ``response_schemas`` checks; required unless it is ``off``.
 ``csv_neutralize`` (true)
     Neutralise formula cells in CSV/TSV responses.
 ``csv_formula_prefixes`` (= + - @ tab cr)
@@ -178,15 +197,17 @@ Settings (ini name, default):
 from __future__ import annotations
 
 import codecs
+import os
 import re
 
-from .. import events, settings
+from .. import events, openapi, settings
 from ..layer import Layer, layer_factory
 from .csv_formulas import FULLWIDTH, CSVNeutralizer
 from .candidates import collect, request_body
 from .headers import SafeHeaders
 from .jsonsafe import escape_json
 from .reflection import Candidate
+from .response_schema import MODES as SCHEMA_MODES, RESPONSE_SCHEMA, ResponseSchemas
 from .rewrite import (CSV_FORMULA_NEUTRALIZED, REFLECTED_INPUT_ESCAPED, RESPONSE_INVALID,
                       STRUCTURE_INJECTION, _ascii_compatible, _codec_name, _Response, report_reflections)
 from ..settings import ConfigurationError
@@ -195,7 +216,7 @@ from ..wsgi import ClosingIterator
 
 __all__ = ["Escaping", "filter_factory", "SETTINGS", "escape_json", "CSVNeutralizer",
            "REFLECTED_INPUT_ESCAPED", "CSV_FORMULA_NEUTRALIZED", "RESPONSE_INVALID",
-           "STRUCTURE_INJECTION"]
+           "STRUCTURE_INJECTION", "RESPONSE_SCHEMA"]
 
 
 _log = events.logger_for("escaping")
@@ -241,6 +262,10 @@ def _frame_options(text: str) -> str:
     return "" if word in ("OFF", "") else word
 
 
+def _rules_path(text: str) -> str:
+    return text.strip()
+
+
 def _charset(text: str) -> str:
     word = text.strip().lower()
     if word:
@@ -270,6 +295,8 @@ SETTINGS = {
     "permissions_policy": (_text, DEFAULT_PERMISSIONS),
     "attachment_paths": (settings.path_prefixes, ""),
     "path_overrides": (settings.lines, ""),
+    "response_schemas": (settings.choice(*SCHEMA_MODES), "off"),
+    "rules": (settings.optional(_rules_path), None),
     "store": (settings.optional(settings.store_url), None),
 }
 
@@ -300,7 +327,7 @@ class Escaping(Layer):
                  content_security_policy=DEFAULT_CSP, csp_report_only=True, csp_report_uri="",
                  referrer_policy="strict-origin-when-cross-origin", frame_options="DENY",
                  cross_origin_opener_policy="same-origin", permissions_policy=DEFAULT_PERMISSIONS,
-                 attachment_paths=(), path_overrides=(), store=None):
+                 attachment_paths=(), path_overrides=(), response_schemas="off", rules=None, store=None):
         self.app = app
         if max_buffer < 1024:
             raise ConfigurationError("max_buffer must be at least 1KB")
@@ -334,6 +361,7 @@ class Escaping(Layer):
             csp_report_uri=csp_report_uri, path_overrides=path_overrides)
         self.overrides = self.safe_headers.overrides
         self.store = coerce_store(store)
+        self.response_schemas = _response_schemas(response_schemas, rules)
         # Requests whose body may hold reflected values are read (bounded) before the app.
         self._read_bodies = bool(self.reflect_sources & {"form", "json"})
 
@@ -349,6 +377,8 @@ class Escaping(Layer):
             "cross_origin_opener_policy": cross_origin_opener_policy,
             "permissions_policy": permissions_policy, "attachment_paths": list(self.attachment_paths),
             "path_overrides": [f"{o.prefix} {o.name} {o.value or 'off'}" for o in self.overrides],
+            "response_schemas": response_schemas,
+            "rules": getattr(getattr(self.response_schemas, "document", None), "source", rules),
             "store": getattr(self.store, "url", None),
         }
 
@@ -360,6 +390,9 @@ class Escaping(Layer):
             found.append("json_escape is off: hand-built JSON may carry markup into HTML contexts")
         if not self.check_structure:
             found.append("check_structure is off: ill-formed or forged JSON/XML reaches partners")
+        if self.response_schemas is not None and self.response_schemas.mode == "report":
+            found.append("response_schemas = report: responses that break the OpenAPI document are "
+                         "reported, not stopped")
         if not self.csv_neutralize:
             found.append("csv_neutralize is off: exported cells may run as spreadsheet formulas")
         if not any(name.startswith("Content-Security-Policy") for name, _ in self.safe_headers.document):
@@ -441,7 +474,7 @@ class Escaping(Layer):
             too_large = False
 
         if mime in _JSON_TYPES or mime.endswith("+json"):
-            if not (self.json_escape or self.check_structure) \
+            if not (self.json_escape or self.check_structure or self.response_schemas) \
                     or (charset and _codec_name(charset) not in ("utf-8", "ascii")):
                 return None
             return "json", "utf-8", too_large
@@ -460,7 +493,32 @@ class Escaping(Layer):
     # -- what the caller sent -----------------------------------------------------
 
 
+def _response_schemas(mode, rules):
+    """The :class:`ResponseSchemas` to enforce, or None (``off``)."""
+    if mode not in SCHEMA_MODES:
+        raise ConfigurationError(f"response_schemas must be one of {', '.join(SCHEMA_MODES)}")
+    if mode == "off":
+        return None
+    if rules is None:
+        raise ConfigurationError(f"response_schemas = {mode} needs rules = the OpenAPI document "
+                                 "(the whitelist's rules file) that declares the response schemas")
+    if not isinstance(rules, openapi.Document):
+        rules = openapi.load(rules, responses=True)
+    elif any(op.responses is None for route in rules.routes for op in route.operations.values()):
+        raise ConfigurationError("rules: a Document for response_schemas must be loaded with "
+                                 "openapi.load(path, responses=True)")
+    return ResponseSchemas(rules, mode)
+
+
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#escaping``."""
     kw = settings.parse("escaping", SETTINGS, local_conf, global_conf)
+    rules = kw.get("rules")
+    if rules is not None and kw.get("response_schemas", "off") != "off":
+        if not os.path.isabs(rules) and (global_conf or {}).get("here"):
+            rules = os.path.join(global_conf["here"], rules)
+        try:
+            kw["rules"] = openapi.load(os.path.normpath(rules), responses=True)  # compiled once
+        except ConfigurationError as error:
+            raise settings.config_error("escaping", global_conf, str(error)) from None
     return layer_factory("escaping", Escaping, kw, global_conf)

@@ -19,7 +19,8 @@ from ..responses import problem
 from .candidates import safe_name
 from .jsonsafe import JSONStream, escape_json
 from .reflection import Finding, Neutraliser, neutralise
-from .structure import injected, is_structural, json_problem, xml_problem
+from .response_schema import RESPONSE_SCHEMA, violation
+from .structure import EMPTY, injected, is_structural, parse_json, xml_problem
 
 REFLECTED_INPUT_ESCAPED = "reflected-input-escaped"
 RESPONSE_INVALID = "response-invalid"
@@ -27,6 +28,7 @@ STRUCTURE_INJECTION = "structure-injection"
 CSV_FORMULA_NEUTRALIZED = "csv-formula-neutralized"
 
 _log = events.logger_for("escaping")
+_UNPARSED = object()
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -43,18 +45,20 @@ def _ascii_compatible(name) -> bool:
 
 
 class _Refused(Exception):
-    """Internal: the held response must not go out (kind, reason, event detail)."""
+    """Internal: the held response must not go out (kind: the caller's ``reason``; the
+    event's reason and detail; ``event``: the event's kind when it is not ``kind``)."""
 
-    def __init__(self, kind, reason, detail):
+    def __init__(self, kind, reason, detail, event=None):
         super().__init__(kind)
         self.kind, self.reason, self.detail = kind, reason, detail
+        self.event = event or kind
 
 
 class _Response:
     """One response on its way out: decides, buffers (bounded) and rewrites."""
 
     __slots__ = ("layer", "environ", "held", "request_body", "kind", "charset", "stream", "passing",
-                 "found")
+                 "found", "schema")
 
     def __init__(self, layer, environ, start_response, request_body):
         self.layer = layer
@@ -64,6 +68,7 @@ class _Response:
         self.passing = False
         self.kind = None
         self.found = ()
+        self.schema = None  # the response schema this answer must meet (response_schemas)
 
     @property
     def headers(self):
@@ -90,6 +95,8 @@ class _Response:
             self.passing = True
             return held.send()
         self.kind, self.charset, self.stream = decided
+        if self.kind == "json" and self.layer.response_schemas is not None:
+            self.schema = self.layer.response_schemas.find(self.environ, status, self._mime())
         return held.write
 
     def body(self, app_iter):
@@ -123,6 +130,12 @@ class _Response:
                     break
         buffered = held.take()
         if overflow:
+            if self.schema is not None:
+                try:
+                    self._schema_failed({"check": "too-large"}, "too large to check against its schema")
+                except _Refused as refused:
+                    yield from self._refuse(refused)
+                    return
             yield from stream_overflow(self, buffered, chunks)
             return
         original = b"".join(buffered)
@@ -140,8 +153,9 @@ class _Response:
         """The new body, or ``body`` itself (the same object) when nothing changed."""
         layer, kind = self.layer, self.kind
         if kind == "json":
-            if layer.check_structure:
-                self._check_json(body)
+            value = self._check_json(body) if layer.check_structure else _UNPARSED
+            if self.schema is not None:
+                self._check_schema(body, value)
             if not layer.json_escape:
                 return body
             escaped = escape_json(body)
@@ -184,8 +198,9 @@ class _Response:
 
     def _check_json(self, body: bytes):
         """Refuse (``_Refused``) a JSON response that does not parse, or that carries a
-        request value outside a single string token (see :mod:`.structure`)."""
-        problem = json_problem(body)
+        request value outside a single string token (see :mod:`.structure`); return the
+        parsed value (:data:`.structure.EMPTY` for an empty body)."""
+        value, problem = parse_json(body)
         if problem:
             raise _Refused(RESPONSE_INVALID, "the app's JSON response does not parse; masked",
                            {"check": problem, "media_type": self._mime()})
@@ -197,10 +212,35 @@ class _Response:
                            "a request value changed the structure of a JSON response; refused",
                            {"source": first.source, "parameter": safe_name(first.name),
                             "values": len(found), "media_type": self._mime()})
+        return value
+
+    def _check_schema(self, body: bytes, value):
+        """Compare the parsed response with its schema (:mod:`.response_schema`): report
+        a failure, or refuse the response (``_Refused``) with ``response_schemas = enforce``."""
+        if value is _UNPARSED:  # check_structure is off
+            value, problem = parse_json(body)
+            if problem:
+                self._schema_failed({"check": problem}, "does not parse")
+                return
+        if value is EMPTY:
+            self._schema_failed({"check": "empty"}, "is empty")
+            return
+        detail = violation(self.schema, value)
+        if detail is not None:
+            self._schema_failed(detail, "does not match its schema in the OpenAPI document")
+
+    def _schema_failed(self, detail: dict, what: str):
+        status = self.held.status or ""
+        detail = {"status": status[:3], "media_type": self._mime(), **detail}
+        if self.layer.response_schemas.mode == "enforce":
+            raise _Refused(RESPONSE_INVALID, f"the app's JSON response {what}; masked", detail,
+                           event=RESPONSE_SCHEMA)
+        events.emit(self.environ, RESPONSE_SCHEMA, f"the app's JSON response {what}; reported",
+                    severity="warning", store=self.layer.store, logger=_log, detail=detail)
 
     def _refuse(self, refused: "_Refused"):
         """Send a masked 500 instead of the held response (nothing of it went out)."""
-        incident = events.emit(self.environ, refused.kind, refused.reason, severity="error",
+        incident = events.emit(self.environ, refused.event, refused.reason, severity="error",
                                store=self.layer.store, logger=_log, detail=refused.detail)
         answer = problem(self.environ, 500, "The server could not produce a valid response.",
                          incident=incident, extra={"reason": refused.kind})
