@@ -36,9 +36,11 @@ import re
 
 from fastjsonschema import JsonSchemaValueException
 
+from .. import openapi
 from ..openapi_responses import json_pointer
+from ..settings import ConfigurationError
 
-__all__ = ["RESPONSE_SCHEMA", "MODES", "ResponseSchemas", "violation"]
+__all__ = ["RESPONSE_SCHEMA", "MODES", "ResponseSchemas", "configure", "violation"]
 
 RESPONSE_SCHEMA = "response-schema"
 MODES = ("off", "report", "enforce")
@@ -72,6 +74,23 @@ class ResponseSchemas:
         if operation is None or not operation.responses:
             return None
         return operation.responses.find(code, media_type)
+
+
+def configure(mode: str, rules):
+    """The :class:`ResponseSchemas` to enforce, or None (``off``)."""
+    if mode not in MODES:
+        raise ConfigurationError(f"response_schemas must be one of {', '.join(MODES)}")
+    if mode == "off":
+        return None
+    if rules is None:
+        raise ConfigurationError(f"response_schemas = {mode} needs rules = the OpenAPI document "
+                                 "(the whitelist's rules file) that declares the response schemas")
+    if not isinstance(rules, openapi.Document):
+        rules = openapi.load(rules, responses=True)
+    elif any(op.responses is None for route in rules.routes for op in route.operations.values()):
+        raise ConfigurationError("rules: a Document for response_schemas must be loaded with "
+                                 "openapi.load(path, responses=True)")
+    return ResponseSchemas(rules, mode)
 
 
 def violation(schema, value) -> dict | None:

@@ -31,7 +31,11 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml
 
-__all__ = ["json_problem", "parse_json", "xml_problem", "injected", "is_structural", "EMPTY"]
+__all__ = ["json_problem", "parse_json", "xml_problem", "injected", "is_structural", "EMPTY",
+           "Refused", "RESPONSE_INVALID", "STRUCTURE_INJECTION"]
+
+RESPONSE_INVALID = "response-invalid"
+STRUCTURE_INJECTION = "structure-injection"
 
 #: What :func:`parse_json` returns for an empty body (no document: nothing to parse).
 EMPTY = object()
@@ -97,3 +101,14 @@ def injected(body: bytes, values) -> list:
                 break
             start = body.find(needle, start + 1)
     return found
+
+
+class Refused(Exception):
+    """Internal: the held response must not go out (kind: the caller's ``reason``; the
+    event's reason and detail; ``event``: the event's kind when it is not ``kind``)."""
+
+    def __init__(self, kind, reason, detail, event=None):
+        super().__init__(kind)
+        self.kind, self.reason, self.detail = kind, reason, detail
+        self.event = event or kind
+
