@@ -273,14 +273,16 @@ def test_redirect_location_never_carries_a_credential_parameter():
 def test_trusted_proxy_answers_are_cached_per_address_and_bounded():
     from wsgisec import https
 
-    layer = HTTPSOnly(app_with_cookies, allowed_hosts=("localhost",), trusted_proxies=cidrs("10.0.0.0/8"))
-    assert layer._is_trusted("10.1.2.3") and layer._is_trusted("10.1.2.3")
-    assert not layer._is_trusted("203.0.113.9") and not layer._is_trusted("not-an-address")
-    info = layer._trusted.cache_info()
+    # The https layer's proxy handling is wsgisec.proxies.ForwardedHeaders (issue 9).
+    proxies = HTTPSOnly(app_with_cookies, allowed_hosts=("localhost",),
+                        trusted_proxies=cidrs("10.0.0.0/8")).forwarded
+    assert proxies.is_trusted("10.1.2.3") and proxies.is_trusted("10.1.2.3")
+    assert not proxies.is_trusted("203.0.113.9") and not proxies.is_trusted("not-an-address")
+    info = proxies._trusted.cache_info()
     assert info.hits == 1 and info.misses == 3 and info.maxsize == https.TRUST_CACHE_SIZE
     for n in range(https.TRUST_CACHE_SIZE + 50):  # addresses an attacker writes into X-Forwarded-For
-        layer._is_trusted(f"198.51.{n // 256}.{n % 256}")
-    assert layer._trusted.cache_info().currsize == https.TRUST_CACHE_SIZE
+        proxies.is_trusted(f"198.51.{n // 256}.{n % 256}")
+    assert proxies._trusted.cache_info().currsize == https.TRUST_CACHE_SIZE
 
 
 def test_credentials_in_clear_are_revoked_even_when_the_host_is_refused(store):

@@ -30,7 +30,8 @@ Proxies: behind a TLS-terminating load balancer the request reaches us as plain 
 those headers, so they are believed only when the connection comes from an address in
 ``trusted_proxies``; from anyone else they are removed before the app sees them. Hops are
 counted from the right, skipping trusted proxies (the leftmost ``X-Forwarded-For`` entry
-is whatever the client wrote). Do not use this when your WSGI server already rewrites
+is whatever the client wrote); :class:`wsgisec.proxies.ForwardedHeaders` does this, and
+keeps what it replaced in ``environ["wsgisec.https.orig"]``. Do not use this when your WSGI server already rewrites
 these (waitress ``trusted_proxy``, gunicorn ``forwarded_allow_ips``): configure one place.
 
 ini::
@@ -84,8 +85,6 @@ Settings (ini name, default):
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import re
 from urllib.parse import quote, unquote
 
@@ -93,6 +92,7 @@ from . import events, settings
 from .credentials import (CREDENTIALS_OVER_PLAINTEXT, CREDENTIAL_PARAMS,  # noqa: F401 (event code)
                           header_keys, plaintext_refusal)
 from .layer import Layer, layer_factory
+from .proxies import TRUST_CACHE_SIZE, ForwardedHeaders  # noqa: F401 (importable from here as before)
 from .responses import problem, redirect as redirect_response
 from .settings import ConfigurationError
 from .store import coerce as coerce_store
@@ -128,10 +128,6 @@ SETTINGS = {
 # Django's host_validation_re: a DNS name or a bracketed IPv6 literal, optional port.
 _HOST = re.compile(r"^([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(?::([0-9]+))?$")
 
-_FORWARDED_KEYS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO",
-                   "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_SSL",
-                   "HTTP_X_FORWARDED_SCHEME", "HTTP_X_REAL_IP")
-
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 # RFC 3986 §3.3 pchar without "%" (re-encoded below) and §3.4 query characters.
@@ -139,11 +135,6 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "/?:@!$'()*+,;=-._~"
 # A "%" that does not start a pct-encoded triplet (RFC 3986 §2.1) is a literal percent.
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-#: How many distinct proxy/client addresses keep their trusted-or-not answer (issue 13:
-#: parsing the same address with ipaddress cost ~15 µs a request). Bounded, so addresses
-#: an attacker writes into X-Forwarded-For can only churn it, not grow it.
-TRUST_CACHE_SIZE = 1024
 
 
 class HTTPSOnly(Layer):
@@ -169,10 +160,8 @@ class HTTPSOnly(Layer):
         self.redirect = redirect
         self.redirect_status = redirect_status
         self.https_port = https_port
-        self.trusted_proxies = tuple(ipaddress.ip_network(net) if isinstance(net, str) else net
-                                     for net in trusted_proxies)
-        # Per process, per layer: one parse per address, not one per request.
-        self._trusted = functools.lru_cache(maxsize=TRUST_CACHE_SIZE)(self._parse_trusted)
+        self.forwarded = ForwardedHeaders(trusted_proxies, namespace="wsgisec.https")
+        self.trusted_proxies = self.forwarded.trusted_proxies
         self.allowed_hosts = tuple(host.lower() for host in allowed_hosts)
         for host in self.allowed_hosts:
             if host != "*" and not _HOST.match(host.lstrip(".")) or (":" in host and not host.startswith("[")):
@@ -214,9 +203,7 @@ class HTTPSOnly(Layer):
             found.append("redirect is off: browsers following plain-HTTP links get a 403")
         if "*" in self.allowed_hosts:
             found.append("allowed_hosts contains *: any Host header is accepted (host-header injection)")
-        for net in self.trusted_proxies:
-            if net.prefixlen == 0:
-                found.append(f"trusted_proxies contains {net}: anyone can forge X-Forwarded-Proto")
+        found.extend(self.forwarded.warnings())
         if self.store is None:
             found.append("no store: a token sent over plain HTTP is refused but cannot be revoked")
         return found
@@ -224,10 +211,7 @@ class HTTPSOnly(Layer):
     # -- the request --------------------------------------------------------------
 
     def __call__(self, environ, start_response):
-        for key in _FORWARDED_KEYS:
-            if key in environ:
-                self._apply_forwarded(environ)
-                break
+        self.forwarded.apply(environ)  # before anything reads the scheme, host or address
 
         secure = environ.get("wsgi.url_scheme") == "https"
         if not secure:
@@ -312,45 +296,6 @@ class HTTPSOnly(Layer):
         query = _requote_query(environ.get("QUERY_STRING", ""))
         return url + "?" + query if query else url
 
-    def _is_trusted(self, address) -> bool:
-        if not self.trusted_proxies or not address:
-            return False
-        return self._trusted(address)
-
-    def _parse_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address.strip().strip("[]"))
-        except ValueError:
-            return False
-        return any(ip in net for net in self.trusted_proxies)
-
-    def _apply_forwarded(self, environ):
-        """Believe forwarded headers from trusted proxies; remove them from anyone else."""
-        original = {key: environ[key] for key in _FORWARDED_KEYS if key in environ}
-        if not self._is_trusted(environ.get("REMOTE_ADDR")):
-            for key in original:
-                del environ[key]
-            environ["wsgisec.https.untrusted_forwarded"] = sorted(original)
-            return
-        environ["wsgisec.https.orig"] = dict(original, **{
-            "wsgi.url_scheme": environ.get("wsgi.url_scheme"), "HTTP_HOST": environ.get("HTTP_HOST"),
-            "REMOTE_ADDR": environ.get("REMOTE_ADDR")})
-        if "HTTP_FORWARDED" in original:
-            proto, host, chain = _parse_forwarded(original["HTTP_FORWARDED"])
-        else:
-            proto = _last(original.get("HTTP_X_FORWARDED_PROTO"))
-            host = _last(original.get("HTTP_X_FORWARDED_HOST"))
-            chain = [part.strip() for part in original.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
-        if proto and proto.lower() in ("http", "https"):
-            environ["wsgi.url_scheme"] = proto.lower()
-        if host:
-            environ["HTTP_HOST"] = host
-        # Walk from the right: the first address that is not one of our proxies is the client.
-        for address in reversed(chain):
-            if not self._is_trusted(address):
-                environ["REMOTE_ADDR"] = address.strip("[]")
-                break
-
     def _secure_cookie(self, value: str) -> str:
         parts = [part.strip() for part in value.split(";")]
         attributes = {part.split("=", 1)[0].strip().lower() for part in parts[1:]}
@@ -400,37 +345,6 @@ def _requote_query(query: str) -> str:
         part = _STRAY_PERCENT.sub("%25", part)
         kept.append(quote(_wire_bytes(part), safe=_QUERY_SAFE + "%"))
     return "&".join(kept)
-
-
-def _last(value: str | None) -> str | None:
-    """The rightmost entry of a comma-separated forwarded header (set by our own proxy)."""
-    if not value:
-        return None
-    return value.rsplit(",", 1)[-1].strip() or None
-
-
-def _strip_port(node: str) -> str:
-    """RFC 7239 §6 node: ``192.0.2.60``, ``192.0.2.60:4711``, ``[2001:db8::1]:4711``."""
-    if node.startswith("["):
-        return node[1:node.find("]")] if "]" in node else node
-    return node.rsplit(":", 1)[0] if node.count(":") == 1 else node
-
-
-def _parse_forwarded(value: str):
-    """RFC 7239: ``for=1.2.3.4;proto=https;host=api.example.com, for=...``."""
-    proto = host = None
-    chain = []
-    for element in value.split(","):
-        pairs = {}
-        for pair in element.split(";"):
-            key, sep, val = pair.partition("=")
-            if sep:
-                pairs[key.strip().lower()] = val.strip().strip('"')
-        if "for" in pairs:
-            chain.append(_strip_port(pairs["for"]))
-        proto = pairs.get("proto", proto)  # the rightmost element that says wins
-        host = pairs.get("host", host)
-    return proto, host, chain
 
 
 def filter_factory(global_conf, **local_conf):
