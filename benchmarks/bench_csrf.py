@@ -18,7 +18,8 @@ sys.path[:0] = [HERE, os.path.join(HERE, "..", "examples")]
 from harness import Case, environ_for, run  # noqa: E402
 
 from flask_legacy.app import create_app  # noqa: E402
-from wsgisec.csrf import BrowserCSRF, _mask  # noqa: E402
+from wsgisec.signed_requests.csrf import BrowserCSRF  # noqa: E402
+from wsgisec.signed_requests.csrf.tokens import mask as _mask  # noqa: E402
 from wsgisec.settings import Secret  # noqa: E402
 
 KEYS = (Secret("benchmark-key-0123456789abcdef0123456789", "env"),)

@@ -61,6 +61,10 @@ member and an incident id, and one event of the same name: ``csrf-cross-site``,
 ``csrf-token-expired``, ``csrf-session-mismatch``; a form body above
 ``csrf_max_body_size`` gets 413 (``csrf-body-too-large``).
 
+The pieces: the origin checks in :mod:`.origins`, the signed token in :mod:`.signer`, a
+request's token and its form field in :mod:`.tokens`, the injection into pages in
+:mod:`.inject`, the refusal codes in :mod:`.refusals`; this module holds the layer.
+
 :class:`wsgisec.signed_requests.SignedRequests` hands every request that carries no
 partner credential to this layer and accepts the ``csrf_*`` settings; it can also be used
 on its own (``use = call:wsgisec.csrf:filter_factory``).
@@ -120,58 +124,27 @@ Settings (ini name, default):
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 import re
-import secrets
 import time
-from urllib.parse import urlsplit
-
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from ... import events, settings
 from ...layer import Layer, layer_factory
 from ...responses import problem
 from ...settings import ConfigurationError, Secret
 from ...store import coerce as coerce_store
-from .inject import _PASS, _Response, inject
-from .tokens import TokenState as _TokenState, form_token, mask as _mask, unmask as _unmask  # noqa: F401
 from ...wsgi import BodyTooLarge, ClosingIterator
+from .inject import _PASS, _Response, inject
+from .origins import check_origin, normal_origin as _normal_origin, origins as _origins
+# Refusal codes, importable from here as before the split.
+from .refusals import (BODY_INVALID, BODY_TOO_LARGE, COOKIE_MISSING, CROSS_SITE,  # noqa: F401
+                       FETCH_SITE_INVALID, ORIGIN_MISMATCH, ORIGIN_NULL, REFERER_MISMATCH, SAME_SITE,
+                       SESSION_MISMATCH, TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_MISMATCH, TOKEN_MISSING,
+                       WHY as _WHY, Refuse as _Refuse)
+from .signer import SALT as _SALT, TokenSigner  # noqa: F401
+from .tokens import TokenState as _TokenState, form_token, mask as _mask, unmask as _unmask  # noqa: F401
 
 __all__ = ["BrowserCSRF", "SETTINGS", "filter_factory", "inject"]
-
-# Event kinds and problem ``reason`` members (one name for both).
-CROSS_SITE = "csrf-cross-site"
-SAME_SITE = "csrf-same-site"
-FETCH_SITE_INVALID = "csrf-fetch-site-invalid"
-ORIGIN_NULL = "csrf-origin-null"
-ORIGIN_MISMATCH = "csrf-origin-mismatch"
-REFERER_MISMATCH = "csrf-referer-mismatch"
-COOKIE_MISSING = "csrf-cookie-missing"
-TOKEN_MISSING = "csrf-token-missing"
-TOKEN_INVALID = "csrf-token-invalid"
-TOKEN_MISMATCH = "csrf-token-mismatch"
-TOKEN_EXPIRED = "csrf-token-expired"
-SESSION_MISMATCH = "csrf-session-mismatch"
-BODY_TOO_LARGE = "csrf-body-too-large"
-BODY_INVALID = "csrf-body-invalid"
-
-_WHY = {
-    CROSS_SITE: "cross-site unsafe request (Sec-Fetch-Site)",
-    SAME_SITE: "same-site unsafe request from an untrusted origin",
-    FETCH_SITE_INVALID: "unknown Sec-Fetch-Site value",
-    ORIGIN_NULL: "Origin: null",
-    ORIGIN_MISMATCH: "Origin is not this service nor a trusted origin",
-    REFERER_MISMATCH: "Referer is not this service nor a trusted origin",
-    COOKIE_MISSING: "no CSRF cookie",
-    TOKEN_MISSING: "no CSRF token in the form or header",
-    TOKEN_INVALID: "malformed or forged CSRF token",
-    TOKEN_MISMATCH: "CSRF token differs from the cookie's",
-    TOKEN_EXPIRED: "CSRF token expired",
-    SESSION_MISMATCH: "CSRF token bound to another session",
-}
 
 _log = events.logger_for("csrf")
 _ops_log = logging.getLogger("wsgisec.csrf")
@@ -181,14 +154,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 HOST_COOKIE = "__Host-csrf"
 PLAIN_COOKIE = "csrf"
-_SALT = "wsgisec.csrf"
 
 # RFC 6265 §4.1.1 cookie-name / RFC 9110 §5.6.2 token.
 _TOKEN_CHARS = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Characters a browser does not percent-encode in a form body (WHATWG URL, urlencoded).
 _FIELD = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_ORIGIN = re.compile(r"^(https?)://([a-z0-9.\-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?/?$")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # Browser-held credentials that, like cookies, ride along on a forged request.
 _AMBIENT_SCHEMES = ("basic ", "digest ", "negotiate ", "ntlm ")
 
@@ -218,32 +188,6 @@ def _field_name(text: str) -> str:
     return name
 
 
-def _normal_origin(text: str):
-    """``scheme://host[:port]`` in lower case without a default port, or None."""
-    match = _ORIGIN.match(text.strip().lower())
-    if not match:
-        return None
-    scheme, host, port = match.groups()
-    if port is not None:
-        port = int(port)
-        if port == _DEFAULT_PORTS[scheme]:
-            port = None
-        elif not 0 < port < 65536:
-            return None
-    return f"{scheme}://{host}" + (f":{port}" if port else "")
-
-
-def _origins(text: str) -> tuple[str, ...]:
-    found = []
-    for word in settings.words(text):
-        origin = _normal_origin(word)
-        if origin is None:
-            raise ValueError(f"origins such as https://www.example.com ({word!r} is not one: "
-                             "scheme and host, optional port, no path)")
-        found.append(origin)
-    return tuple(found)
-
-
 SETTINGS = {
     "csrf_cookie_name": (_cookie_name, ""),
     "csrf_field_name": (_field_name, "csrf_token"),
@@ -258,24 +202,7 @@ SETTINGS = {
 }
 
 
-# -- small helpers ----------------------------------------------------------------------
-
-def _own_origin(environ) -> str | None:
-    scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST")
-    if not host:
-        host = environ.get("SERVER_NAME", "") + ":" + environ.get("SERVER_PORT", "")
-    return _normal_origin(f"{scheme}://{host.rstrip(':')}")
-
-
 # -- the layer --------------------------------------------------------------------------
-
-class _Refuse(Exception):
-    def __init__(self, reason: str, **detail):
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
-
 
 class BrowserCSRF(Layer):
     """Refuse forged browser form posts; give the legacy app's forms a token (module docstring)."""
@@ -314,13 +241,8 @@ class BrowserCSRF(Layer):
 
         self.store = coerce_store(store)
         self.clock = clock
-        signer = TimestampSigner(keys, salt=_SALT, digest_method=hashlib.sha256)
-        signer.get_timestamp = lambda: int(clock())  # the injectable clock, for expiry
-        self._signer = signer
-        # One binding key per secret (oldest first, like the signer): new tokens use the last.
-        self._binding_keys = tuple(
-            hmac.new(key.encode("utf-8") if isinstance(key, str) else key,
-                     b"wsgisec.csrf.session-binding", hashlib.sha256).digest() for key in keys)
+        self.signer = TokenSigner(keys, max_age=int(csrf_max_age), clock=clock,
+                                  bind_sessions=bool(csrf_session_cookie))
         self.cookie_name = csrf_cookie_name or None
         self.field_name = csrf_field_name
         self._field_bytes = csrf_field_name.encode("ascii")
@@ -358,41 +280,9 @@ class BrowserCSRF(Layer):
             found.append(f"csrf_max_age is {self.max_age}s: a leaked token stays usable long; 12h is advised")
         return found
 
-    # -- tokens ---------------------------------------------------------------------
-
-    def _binding(self, session, key: bytes) -> bytes:
-        if not session or self.session_cookie is None:
-            return b"-"
-        digest = hmac.digest(key, session.encode("utf-8", "surrogatepass"), "sha256")[:18]
-        return base64.urlsafe_b64encode(digest)
-
-    def _bound_to(self, value: bytes, session) -> bool:
-        binding = value.partition(b".")[2]
-        return any(hmac.compare_digest(binding, self._binding(session, key)) for key in self._binding_keys)
-
     def issue(self, session=None) -> str:
         """A new (unmasked) token bound to ``session`` (the session cookie's value)."""
-        value = secrets.token_urlsafe(16).encode("ascii") + b"." + self._binding(session, self._binding_keys[-1])
-        return self._signer.sign(value).decode("ascii")
-
-    def _token_for(self, cookie_token, session, verified=None):
-        """(token, must_set_cookie): keep a valid, bound, fresh cookie token, else a new one.
-
-        ``verified`` is the cookie token's (value, signed_at) when the request check has
-        already verified it, so it is not verified twice.
-        """
-        if cookie_token:
-            if verified is None:
-                try:
-                    verified = self._signer.unsign(cookie_token, max_age=self.max_age, return_timestamp=True)
-                except BadSignature:
-                    verified = None
-            if verified is not None:
-                value, signed_at = verified
-                if (self._bound_to(value, session)
-                        and self.clock() - signed_at.timestamp() < self.max_age / 2):
-                    return cookie_token, False
-        return self.issue(session), True
+        return self.signer.issue(session)
 
     # -- the request ----------------------------------------------------------------
 
@@ -406,7 +296,7 @@ class BrowserCSRF(Layer):
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in SAFE_METHODS:
             try:
-                self._check_origin(environ)
+                check_origin(environ, self.trusted_origins)
                 authorization = environ.get("HTTP_AUTHORIZATION", "")[:10].lower()
                 if cookie_header.strip() or authorization.startswith(_AMBIENT_SCHEMES):
                     state.load()
@@ -432,44 +322,6 @@ class BrowserCSRF(Layer):
             return app_iter  # not rewritten: the app's own iterable, untouched
         return ClosingIterator(app_iter, chunks=response.body(app_iter))
 
-    def _check_origin(self, environ):
-        """OWASP CSRF Prevention Cheat Sheet: Fetch Metadata, then Origin (or Referer)."""
-        site = environ.get("HTTP_SEC_FETCH_SITE")
-        origin_header = environ.get("HTTP_ORIGIN")
-        origin = _normal_origin(origin_header) if origin_header else None
-        if site is not None:
-            site = site.strip().lower()
-            if site in ("cross-site", "same-site"):
-                # Only a browser sets Sec-Fetch-Site (a forbidden header name), so this is a
-                # page of another site (or a sibling subdomain, which may be hostile: subdomain
-                # takeover) making the browser post here. Only trusted origins may.
-                if origin is None or origin not in self.trusted_origins:
-                    raise _Refuse(CROSS_SITE if site == "cross-site" else SAME_SITE,
-                                  fetch_site=site, origin=origin_header)
-            elif site not in ("same-origin", "none"):
-                raise _Refuse(FETCH_SITE_INVALID, fetch_site=site[:20])
-        if origin_header is not None:
-            # Sandboxed iframes, data: URLs and some redirects send "null": never ours.
-            if origin_header.strip().lower() == "null":
-                raise _Refuse(ORIGIN_NULL, origin="null")
-            if origin is None or (origin != _own_origin(environ) and origin not in self.trusted_origins):
-                raise _Refuse(ORIGIN_MISMATCH, origin=origin_header)
-            return
-        # No Origin (old browsers, some privacy tools): the Referer's origin, when sent,
-        # must be ours. Neither header: the token below is the defence (OWASP allows
-        # accepting when a token is verified).
-        referer = environ.get("HTTP_REFERER")
-        if referer:
-            try:
-                parts = urlsplit(referer.strip())
-            except ValueError:
-                parts = None
-            referer_origin = (_normal_origin(f"{parts.scheme}://{parts.netloc}")
-                              if parts is not None and "@" not in parts.netloc else None)
-            if referer_origin is None or (referer_origin != _own_origin(environ)
-                                          and referer_origin not in self.trusted_origins):
-                raise _Refuse(REFERER_MISMATCH, referer_origin=referer_origin)
-
     def _check_token(self, environ, cookie_token, session):
         """The signed double-submit check (OWASP: Signed Double-Submit Cookie)."""
         if not cookie_token:
@@ -481,20 +333,8 @@ class BrowserCSRF(Layer):
             source = "form"
         if not submitted:
             raise _Refuse(TOKEN_MISSING, check="token")
-        try:
-            value, signed_at = self._signer.unsign(cookie_token, max_age=self.max_age, return_timestamp=True)
-        except SignatureExpired:
-            raise _Refuse(TOKEN_EXPIRED, check="cookie") from None
-        except BadSignature:
-            raise _Refuse(TOKEN_INVALID, check="cookie") from None
-        unmasked = _unmask(submitted)
-        if unmasked is None:
-            raise _Refuse(TOKEN_INVALID, check=source)
-        if not hmac.compare_digest(unmasked, cookie_token.encode("latin-1")):
-            raise _Refuse(TOKEN_MISMATCH, check=source)
-        if not self._bound_to(value, session):
-            raise _Refuse(SESSION_MISMATCH, check="session")
-        return value, signed_at
+        return self.signer.verify(cookie_token, submitted, source, session)
+
 
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``use = call:wsgisec.csrf:filter_factory`` (the layer on its own)."""

@@ -147,7 +147,7 @@ class TokenState:
     def current(self) -> str:
         if self.token is None:
             self.load()
-            self.token, self.set_cookie = self.layer._token_for(self.cookie_token, self.session, self.verified)
+            self.token, self.set_cookie = self.layer.signer.token_for(self.cookie_token, self.session, self.verified)
         return self.token
 
     def masked_token(self) -> str:
