@@ -22,7 +22,8 @@ The layer is both the *authorization server* and the *resource-server guard*:
   ``environ["wsgisec.client"]`` (``id``, ``name``, ``scopes``, ``user``) and
   ``environ["wsgisec.scopes"]`` (a tuple), and no ``Authorization`` header.
 
-Modules: this one holds the layer (the resource-server guard) and ``filter_factory``;
+Modules: this one holds the layer and ``filter_factory``; :mod:`~wsgisec.token_auth.bearer`
+the resource-server guard (bearer tokens and scope rules on every other request);
 :mod:`~wsgisec.token_auth.endpoints` the OAuth endpoints and token issuing;
 :mod:`~wsgisec.token_auth.clients` the client registry and client authentication with
 lock-out; :mod:`~wsgisec.token_auth.scopes` methods, paths and scope rules;
@@ -100,7 +101,6 @@ Settings (ini name, default):
 from __future__ import annotations
 
 import time
-from urllib.parse import parse_qsl
 
 from .. import events, settings
 from ..credentials import (CREDENTIALS_OVER_PLAINTEXT, TOKENS, bearer_token, digest,  # noqa: F401
@@ -110,6 +110,7 @@ from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
 from ..wsgi import is_secure
+from .bearer import BearerGuard
 from .clients import CLIENTS, DEFAULT_CONTEXT, ClientAuthenticator, ClientRegistry  # noqa: F401
 from .endpoints import MAX_FORM_SIZE, OAuthEndpoints, issue_token  # noqa: F401
 # Event kinds and store namespaces, importable from here as before the split.
@@ -118,7 +119,7 @@ from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLE
                        PATH_NOT_NORMALIZED, PLAINTEXT_REFUSED, REFRESH_TOKEN_REUSE, SPENT,
                        STORE_UNAVAILABLE, TOKEN_IN_QUERY, TOKEN_INVALID, TOKEN_MISSING, TOKEN_REVOKED,
                        TokenError, plaintext, unavailable)
-from .scopes import (PathPattern, ScopeRule, ambiguous, canonical_method, endpoint_path,
+from .scopes import (PathPattern, ScopeRule, ambiguous, canonical_method, endpoint_path,  # noqa: F401
                      public_paths as _public_paths, realm as _realm, scope_rules as _scope_rules,
                      valid_request_method)
 
@@ -184,13 +185,13 @@ class TokenAuth(Layer):
         self.require_tls = require_tls
         self.clock = clock
         self.token_path, self.revoke_path, self.introspect_path = endpoints
-        self._challenge = f'Bearer realm="{self.realm}"'
         self.registry = ClientRegistry(self.store, context=crypt_context, clock=clock)
         self.authenticator = ClientAuthenticator(
             self.registry, store=self.store, max_failed=self.max_failed_auth,
             window=self.failed_auth_window, clock=clock,
             challenge=("WWW-Authenticate", f'Basic realm="{self.realm}"'))
         self.endpoints = OAuthEndpoints(self)
+        self.guard = BearerGuard(self)
         self.settings = {
             "store": getattr(self.store, "url", None), "access_token_ttl": self.access_token_ttl,
             "refresh_token_ttl": self.refresh_token_ttl,
@@ -265,105 +266,9 @@ class TokenAuth(Layer):
                         return refusal(environ, start_response)
                 return self.app(environ, start_response)
         try:
-            return self._protect(environ, start_response, path)
+            return self.guard(environ, start_response, path)
         except StoreUnavailable as error:
             return unavailable(environ, start_response, error)
-
-    def _protect(self, environ, start_response, path):
-        auth = environ.get("HTTP_AUTHORIZATION")
-        token = bearer_token(environ) if auth else None
-        query = environ.get("QUERY_STRING", "")
-        # Cheap test first: the hot path has no query token to parse.
-        in_query = ([value for key, value in parse_qsl(query, keep_blank_values=True) if key == "access_token"]
-                    if "access_token" in query else [])
-
-        if self.require_tls and not is_secure(environ):
-            # Whatever credential came with a plain-HTTP request is treated as stolen.
-            return plaintext(environ, start_response, self.store)
-
-        if auth and token is None and auth.split(None, 1)[0].lower() == "bearer":
-            # RFC 6750 §3.1: a malformed request is invalid_request (400).
-            return self._bearer_error(environ, start_response, 400, "invalid_request",
-                                      "The Authorization header is malformed.", TOKEN_INVALID,
-                                      "malformed bearer credentials")
-        from_query = False
-        if in_query:
-            if not self.allow_query_token:
-                # RFC 6750 §2.3 / §5.3: URIs are logged and leaked through Referer.
-                return self._bearer_error(environ, start_response, 400, "invalid_request",
-                                          "Send the access token in the Authorization header, "
-                                          "not in the URL.", TOKEN_IN_QUERY,
-                                          "access token in the query string")
-            if auth or len(in_query) > 1:
-                # RFC 6750 §2: a client must not use more than one method.
-                return self._bearer_error(environ, start_response, 400, "invalid_request",
-                                          "Send one access token, by one method.", TOKEN_INVALID,
-                                          "several access tokens")
-            token, from_query = in_query[0], True
-
-        if token is None:
-            # RFC 6750 §3.1: no credentials, no error attribute.
-            incident = events.emit(environ, TOKEN_MISSING, "no bearer token", severity="info",
-                                   store=self.store, logger=_log)
-            return problem(environ, 401, "This resource needs an access token.", incident=incident,
-                           headers=[("WWW-Authenticate", self._challenge)])(environ, start_response)
-
-        now = self.clock()
-        # The store is keyed by SHA-256(token): looking a key up can leak (by timing)
-        # only digest prefixes, which do not help anyone find a token (preimage
-        # resistance); the token itself is never compared byte by byte.
-        record = self.store.get(TOKENS, digest(token))
-        if record is None or record.get("type") != "access" or record.get("exp", 0) <= now:
-            return self._bearer_error(environ, start_response, 401, "invalid_token",
-                                      "The access token is invalid, expired or revoked.",
-                                      TOKEN_INVALID, "unknown, expired or revoked token",
-                                      severity="info")
-        granted = record.get("scopes") or ()
-        client = {"id": record["client_id"], "name": record.get("client_name", ""),
-                  "scopes": tuple(granted), "user": record.get("user")}
-        environ["wsgisec.client"] = client
-        # One canonical form: a server may pass "get" as sent (wsgiref does), and the app
-        # (werkzeug, WebOb) upper-cases it, so the scope rule must too.
-        needed = self._required_scopes(canonical_method(environ), path)
-        if needed and not set(needed) <= set(granted):
-            scope = " ".join(needed)
-            incident = events.emit(environ, INSUFFICIENT_SCOPE, "token lacks a required scope",
-                                   store=self.store, logger=_log, detail={"needed": scope})
-            challenge = f'{self._challenge}, error="insufficient_scope", scope="{scope}"'
-            return problem(environ, 403, "The access token does not allow this request.",
-                           incident=incident, headers=[("WWW-Authenticate", challenge)],
-                           extra={"scope": scope})(environ, start_response)
-
-        environ["wsgisec.scopes"] = client["scopes"]
-        environ["REMOTE_USER"] = record.get("user") or record["client_id"]
-        environ["AUTH_TYPE"] = "Bearer"
-        if not self.pass_authorization:
-            # The app has no use for the token, and could only log or leak it. A layer
-            # that verifies the request as sent (RFC 9421 signatures cover Authorization)
-            # finds it under wsgisec.orig_headers, redacted in any repr (like werkzeug's
-            # proxy_fix.orig).
-            original = environ.pop("HTTP_AUTHORIZATION", None)
-            if original is not None:
-                environ.setdefault("wsgisec.orig_headers", {})["HTTP_AUTHORIZATION"] = settings.Secret(
-                    original, "request")
-            if from_query:
-                environ["QUERY_STRING"] = "&".join(
-                    part for part in query.split("&") if part.split("=", 1)[0] != "access_token")
-        return self.app(environ, start_response)
-
-    def _required_scopes(self, method, path):
-        for rule in self.scope_rules:
-            if rule.applies(method, path):
-                return rule.scopes
-        return ()
-
-    def _bearer_error(self, environ, start_response, status, error, description, kind, reason,
-                      severity="warning"):
-        incident = events.emit(environ, kind, reason, severity=severity, store=self.store, logger=_log)
-        challenge = f'{self._challenge}, error="{error}", error_description="{description}"'
-        return problem(environ, status, description, incident=incident,
-                       headers=[("WWW-Authenticate", challenge)],
-                       extra={"error": error})(environ, start_response)
 
 
 def filter_factory(global_conf, **local_conf):
