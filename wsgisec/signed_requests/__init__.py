@@ -133,20 +133,20 @@ from __future__ import annotations
 import re
 import time
 
-from .. import events, httpsig, settings
+from .. import httpsig, settings
 from ..credentials import SIGNING_KEYS
 from ..layer import Layer, layer_factory
-from ..responses import problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
 from ..wsgi import BodyTooLarge
 from .keys import issue_signing_key, signing_keys_of
+from .refusals import Refusals
 from .request_tokens import RequestTokens
 from .verify import (BODY_TOO_LARGE, DIGEST_MISMATCH, EXPIRED, NONCES, REASONS, REPLAYED,
                      SIGNATURE_INVALID, SIGNATURE_MISSING, UNKNOWN_KEY, Reject, RequestVerifier)
 
 # The module layout (issue 9): this layer and its settings here; the checks of one
-# request in .verify; request tokens in .request_tokens; signing keys in .keys; the CLI
+# request in .verify; the answers to a refused request in .refusals; request tokens in .request_tokens; signing keys in .keys; the CLI
 # verbs in .cli. RFC 9421/9530 primitives stay in wsgisec.httpsig, outside this package:
 # wsgisec.partner and wsgisec.testing import them, and importing anything inside
 # wsgisec.signed_requests runs this module, which loads WebOb and PasteDeploy.
@@ -155,8 +155,6 @@ __all__ = ["SignedRequests", "SETTINGS", "filter_factory", "issue_signing_key", 
            "DIGEST_MISMATCH", "EXPIRED", "REPLAYED", "UNKNOWN_KEY", "BODY_TOO_LARGE"]
 
 #: Store namespace of token_auth's clients (NONCES, of used nonces, is in .verify).
-
-_log = events.logger_for("signed_requests")
 
 _PARAMS = frozenset({"created", "expires", "keyid", "nonce", "alg", "tag"})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
@@ -257,14 +255,8 @@ class SignedRequests(Layer):
             required_components=self.required_components, required_params=self.required_params,
             max_clock_skew=self.max_clock_skew, max_body_size=self.max_body_size,
             signature_label=signature_label, clock=clock)
-        self._www_authenticate = ('Signature realm="wsgisec", '
-                                  'error="signature required", algorithm="hmac-sha256"')
-        # RFC 9421 §5.1: tell the partner which components and parameters to sign.
-        self._accept_signature = httpsig.serialize_dictionary({
-            (signature_label or "sig1"): (
-                [(name, {}) for name in self.required_components],
-                {**{param: True for param in self.required_params if param != "alg"},
-                 "alg": "hmac-sha256"})})
+        self.refusals = Refusals(store=self.store, required_components=self.required_components,
+                                 required_params=self.required_params, signature_label=signature_label)
 
         self.browser = None
         if browser_csrf:
@@ -363,38 +355,17 @@ class SignedRequests(Layer):
         try:
             verified = self.verifier.verify(environ)
         except Reject as reject:
-            return self._reject(environ, reject)(environ, start_response)
-        except StoreUnavailable as error:
-            # Logged with the incident id the caller sees (never to the store: it is down),
-            # so an operator can find the 503 a partner quotes. Fail closed.
-            incident = events.emit(environ, "store-unavailable", "store unavailable", severity="error",
-                                   logger=_log, detail={"error": type(error).__name__})
-            return problem(environ, 503, "The service is temporarily unavailable.", incident=incident,
-                           headers=[("Retry-After", "5")])(environ, start_response)
+            return self.refusals.rejected(environ, reject)(environ, start_response)
+        except StoreUnavailable as error:  # fail closed
+            return self.refusals.unavailable(environ, error)(environ, start_response)
         except BodyTooLarge:
-            incident = events.emit(environ, BODY_TOO_LARGE, "body larger than max_body_size",
-                                   store=self.store, logger=_log, detail={"limit": self.max_body_size})
-            return problem(environ, 413, "The request content is too large.",
-                           incident=incident)(environ, start_response)
+            return self.refusals.too_large(environ, self.max_body_size)(environ, start_response)
         environ["wsgisec.signed_requests"] = verified
         client_id = verified.get("client_id")
         if client_id and not environ.get("wsgisec.client"):
             environ["wsgisec.client"] = {"id": client_id}
             environ.setdefault("REMOTE_USER", client_id)
         return self.app(environ, start_response)
-
-    def _reject(self, environ, reject: Reject):
-        code = reject.code
-        incident = events.emit(environ, code, reject.detail.get("why", code), store=self.store,
-                               logger=_log, detail={k: v for k, v in reject.detail.items() if k != "why"})
-        headers = [("WWW-Authenticate", self._www_authenticate.replace(
-            "signature required", code))]
-        if code in (SIGNATURE_MISSING, SIGNATURE_INVALID):
-            headers.append(("Accept-Signature", self._accept_signature))
-        detail = f"{REASONS[code]} {reject.hint}" if reject.hint else REASONS[code]
-        return problem(environ, 401, detail, incident=incident, headers=headers,
-                       extra={"reason": code})
-
 
 
 def filter_factory(global_conf, **local_conf):
