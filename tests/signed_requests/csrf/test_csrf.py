@@ -245,6 +245,25 @@ def test_valid_multipart_post_keeps_the_body_for_the_app(csrf):
     assert "<li>multipart note</li>" in response.text
 
 
+
+@pytest.mark.parametrize("part_head, status", [
+    pytest.param(b'Content-Disposition: form-data; name="csrf_token"', 200, id="plain-field"),
+    pytest.param(b'Content-Disposition: form-data; name="csrf_token"; filename="t.txt"', 403,
+                 id="token-in-a-file-part"),
+    pytest.param(b'Content-Disposition: form-data; name="csrf_token"\r\n'
+                 b'Content-Disposition: form-data; name="csrf_token"', 403, id="repeated-disposition"),
+])
+def test_multipart_token_is_read_by_the_one_strict_reader(csrf, part_head, status):
+    """A part the app's parser could read differently carries no token (wsgisec.multipart)."""
+    app = client(csrf)
+    token = app.get("/notes").forms[0]["csrf_token"].value
+    body = (b"--b0undary\r\n" + part_head + b"\r\n\r\n" + token.encode() + b"\r\n"
+            b"--b0undary\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nx\r\n--b0undary--\r\n")
+    response = app.post("/notes", body, headers={"Content-Type": "multipart/form-data; boundary=b0undary"},
+                        status=status)
+    if status == 403:
+        assert response.json["reason"] == "csrf-token-missing"
+
 def test_body_is_intact_for_the_app():
     seen = []
 

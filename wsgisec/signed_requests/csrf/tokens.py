@@ -5,17 +5,18 @@
   attacks).
 * :class:`TokenState`: ``environ["wsgisec.csrf"]``, the token decided once and lazily.
 * :func:`form_token`: the submitted field of an urlencoded or multipart body, read once
-  and bounded through :func:`wsgisec.wsgi.read_body` (the app reads the same bytes).
+  and bounded through :func:`wsgisec.wsgi.read_body` (the app reads the same bytes);
+  multipart through the one strict reader, :func:`wsgisec.multipart.field`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 import secrets
 from urllib.parse import unquote_plus
 
+from ... import multipart
 from ...wsgi import read_body
 
 __all__ = ["TokenState", "mask", "unmask", "form_token", "request_cookies"]
@@ -53,30 +54,6 @@ def unmask(text: str) -> bytes | None:
     return (int.from_bytes(data[:half], "big") ^ int.from_bytes(data[half:], "big")).to_bytes(half, "big")
 
 
-_DISPOSITION_NAME = re.compile(rb';\s*name\s*=\s*(?:"([^"]*)"|([^;\s]*))', re.IGNORECASE)
-_BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]{1,70})"|([^;\s]{1,70}))', re.IGNORECASE)
-
-
-def _multipart_field(body: bytes, content_type: str, name: bytes) -> bytes | None:
-    """The value of the first plain field ``name`` in a multipart/form-data body (RFC 7578)."""
-    match = _BOUNDARY.search(content_type)
-    if not match:
-        return None
-    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
-            break
-        head, sep, content = part.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        for line in head.split(b"\r\n"):
-            if line[:20].lower() == b"content-disposition:":
-                found = _DISPOSITION_NAME.search(line)
-                if found and (found.group(1) if found.group(1) is not None else found.group(2)) == name:
-                    return content[:-2] if content.endswith(b"\r\n") else content
-    return None
-
-
 def form_token(environ, field: bytes, limit: int) -> str | None:
     """The token field of an urlencoded or multipart body, read with a size limit.
 
@@ -94,8 +71,10 @@ def form_token(environ, field: bytes, limit: int) -> str | None:
                 return unquote_plus(pair[len(prefix):].decode("latin-1"))
         return None
     if mime == "multipart/form-data":
+        # The one strict reader (wsgisec.multipart): a body it would have to guess about
+        # has no token for us either, so a filter and the app never read different fields.
         body = read_body(environ, limit)
-        value = _multipart_field(body, content_type, field)
+        value = multipart.field(body, content_type, field.decode("ascii"))
         return value.decode("latin-1").strip() if value is not None else None
     return None
 
