@@ -76,7 +76,7 @@ from . import events, settings
 from .layer import Layer, layer_factory
 from .responses import problem
 from .held import HeldResponse
-from .wsgi import ClosingIterator, close_iterable
+from .wsgi import ClosingIterator, close_iterable, header
 from .store import StoreUnavailable, coerce as coerce_store
 
 __all__ = ["ErrorMasker", "filter_factory", "SETTINGS", "find_leak"]
@@ -284,7 +284,7 @@ class ErrorMasker(Layer):
         code = _code(status)
         if not self.debug:
             ours = environ.get("wsgisec.incident_id") is not None and \
-                _header(headers, "x-incident-id") == environ.get("wsgisec.incident_id")
+                header(headers, "x-incident-id") == environ.get("wsgisec.incident_id")
             if code >= 500 and not ours:
                 return self._mask_body(environ, start_response, iterable, chunks, started.take(),
                                        code, headers, "error response from the app", ERROR_MASKED)
@@ -390,17 +390,10 @@ def _code(status: str) -> int:
         return 500
 
 
-def _header(headers, lowered_name):
-    for name, value in headers:
-        if name.lower() == lowered_name:
-            return value
-    return None
-
-
 def _scannable(headers) -> bool:
-    if _header(headers, "content-encoding"):
+    if header(headers, "content-encoding"):
         return False
-    content_type = (_header(headers, "content-type") or "").lower()
+    content_type = (header(headers, "content-type") or "").lower()
     return content_type.startswith(_TEXT_TYPES) or content_type.endswith(("+json", "+xml"))
 
 
