@@ -266,7 +266,8 @@ class TokenAuth(Layer):
                         return refusal(environ, start_response)
                 return self.app(environ, start_response)
         try:
-            return self.guard(environ, start_response, path)
+            refusal = self.guard(environ, start_response, path)
+            return refusal if refusal is not None else self.app(environ, start_response)
         except StoreUnavailable as error:
             return unavailable(environ, start_response, error)
 

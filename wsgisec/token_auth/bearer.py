@@ -27,7 +27,7 @@ _log = events.logger_for("token_auth")
 
 
 class BearerGuard:
-    """The bearer-token check of one :class:`~wsgisec.token_auth.TokenAuth` layer."""
+    """The bearer-token check of one :class:`~wsgisec.token_auth.TokenAuth` layer (its settings)."""
 
     def __init__(self, layer):
         self.layer = layer
@@ -35,7 +35,12 @@ class BearerGuard:
         self._challenge = f'Bearer realm="{layer.realm}"'
 
     def __call__(self, environ, start_response, path):
-        """Let a request with a valid bearer token and the scopes its rule needs through."""
+        """None when the request carries a valid bearer token with the scopes its rule
+        needs (the environ then names the client); else the refusal to return.
+
+        The layer calls its own ``app`` after this: the reports layer runs shallow copies
+        of it with another ``app`` (``Reports._auth_chain``), so the guard never holds one.
+        """
         layer = self.layer
         auth = environ.get("HTTP_AUTHORIZATION")
         token = bearer_token(environ) if auth else None
@@ -116,7 +121,7 @@ class BearerGuard:
             if from_query:
                 environ["QUERY_STRING"] = "&".join(
                     part for part in query.split("&") if part.split("=", 1)[0] != "access_token")
-        return layer.app(environ, start_response)
+        return None
 
     def _required_scopes(self, method, path):
         for rule in self.layer.scope_rules:
