@@ -27,7 +27,7 @@ from webob.acceptparse import create_accept_header
 from .events import incident_id as _incident_id
 from .wsgi import safe_headers
 
-__all__ = ["problem", "negotiate", "redirect", "reason_phrase", "json_response"]
+__all__ = ["problem", "negotiate", "redirect", "reason_phrase", "json_response", "fixed"]
 
 PROBLEM_JSON = "application/problem+json"
 _OFFERS = [PROBLEM_JSON, "application/json", "text/html", "text/plain"]
@@ -135,6 +135,12 @@ def json_response(status: int, document, headers=()):
                         ("X-Content-Type-Options", "nosniff")]
     response_headers.extend(headers)
     return _Fixed(_status_line(status), response_headers, body)
+
+
+def fixed(status: int, headers, body: bytes = b""):
+    """A WSGI app answering ``status`` with these ``headers`` plus ``Content-Length`` and ``body``
+    (no body for HEAD): for a layer's own non-error answers (a report accepted, security.txt)."""
+    return _Fixed(_status_line(status), list(headers) + [("Content-Length", str(len(body)))], body)
 
 
 def redirect(location: str, status: int = 301):

@@ -116,13 +116,13 @@ import copy
 
 from .. import events, pipeline, settings
 from ..layer import Layer, layer_factory
-from ..responses import problem
+from ..responses import fixed, problem
 from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
 from . import securitytxt
 from .dashboard import DashboardAccess
 from .alerts import AlertWatcher, Webhook, install as install_alerts, rules as alert_rules
-from .endpoints import PARTNER_REPORT, RATE_LIMITED, REPORT_INVALID, REPORT_TOO_LARGE, Intake, fixed
+from .endpoints import PARTNER_REPORT, RATE_LIMITED, REPORT_INVALID, REPORT_TOO_LARGE, Intake
 from .timeline import limit
 
 __all__ = ["Reports", "filter_factory", "SETTINGS"]
@@ -385,8 +385,8 @@ class Reports(Intake, DashboardAccess, Layer):
             return problem(environ, 405, "Use GET.", headers=[("Allow", "GET, HEAD")])(
                 environ, start_response)
         body = securitytxt.render(**self.security_txt)
-        return fixed("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
-                                 ("Cache-Control", "max-age=3600")], body)(environ, start_response)
+        return fixed(200, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Cache-Control", "max-age=3600")], body)(environ, start_response)
 
 
 def filter_factory(global_conf, **local_conf):

@@ -9,15 +9,13 @@ and the allowlist (400), the duplicate check, and the commit before any 2xx.
 
 from __future__ import annotations
 
-import json
-
 from .. import events
-from ..responses import problem
+from ..responses import fixed, json_response, problem
 from ..store import StoreUnavailable
 from ..wsgi import BodyTooLarge, read_body
 from . import intake, timeline
 
-__all__ = ["Intake", "fixed", "json_response"]
+__all__ = ["Intake"]
 
 REPORT_INVALID = "report-invalid"
 REPORT_TOO_LARGE = "report-too-large"
@@ -28,18 +26,6 @@ _log = timeline.log
 
 _BROWSER_TYPES = ("application/csp-report", "application/reports+json", "application/json")
 _NO_STORE = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
-
-
-def fixed(status: str, headers, body: bytes = b""):
-    def app(environ, start_response):
-        start_response(status, list(headers) + [("Content-Length", str(len(body)))])
-        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
-    return app
-
-
-def json_response(status: str, document: dict, headers=()):
-    body = json.dumps(document).encode("utf-8")
-    return fixed(status, [("Content-Type", "application/json")] + _NO_STORE + list(headers), body)
 
 
 def _media_type(environ) -> str:
@@ -107,7 +93,7 @@ class Intake:
             if not cors:
                 return problem(environ, 403, "This origin may not send reports here.")(
                     environ, start_response)
-            return fixed("204 No Content", cors + [
+            return fixed(204, cors + [
                 ("Access-Control-Allow-Methods", "POST"),
                 ("Access-Control-Allow-Headers", "Content-Type"),
                 ("Access-Control-Max-Age", "86400")])(environ, start_response)
@@ -139,7 +125,7 @@ class Intake:
                 timeline.forget(self.store, fp)
                 raise
         timeline.housekeeping(self.store, self.retention)
-        return fixed("204 No Content", self._cors(environ) + _NO_STORE)(environ, start_response)
+        return fixed(204, self._cors(environ) + _NO_STORE)(environ, start_response)
 
     # -- partner reports ----------------------------------------------------------
 
@@ -188,7 +174,7 @@ class Intake:
         fp = intake.fingerprint("partner", client_id or address, report)
         report_id, count, new = timeline.remember(self.store, fp, self.duplicate_window)
         if not new:
-            return json_response("200 OK", {"id": report_id, "status": "duplicate", "count": count})(
+            return json_response(200, {"id": report_id, "status": "duplicate", "count": count})(
                 environ, start_response)
         received = events.incident_id(environ)
         severity = "critical" if report["kind"] == "compromise" else "warning"
@@ -203,5 +189,5 @@ class Intake:
             timeline.forget(self.store, fp)
             raise
         timeline.housekeeping(self.store, self.retention)
-        return json_response("201 Created", {"id": report_id, "status": "received",
+        return json_response(201, {"id": report_id, "status": "received",
                                      "incident_id": event["incident_id"]})(environ, start_response)
