@@ -18,6 +18,13 @@
 * ``wsgi_server(app)``: the app on waitress in a thread on an ephemeral loopback port;
   returns the base URL and stops the server (keep-alive connections included) when the
   test ends, so no thread is left to a join timeout.
+* Client secrets are hashed with :data:`TEST_CRYPT_CONTEXT` (argon2id, 1 MiB, one pass)
+  in every in-process ``TokenAuth`` and ``ClientRegistry`` that does not name its own
+  ``crypt_context``: the production default (64 MiB, 3 passes, 4 lanes) costs 0.1-0.9 s a
+  hash or check on this shared 2-core machine, and most tests create or check a secret.
+  Only the keyword defaults change, for the test run; a test about the real parameters
+  is marked ``real_hashing`` and gets them back. Servers started as subprocesses
+  (``wsgisec serve``, gunicorn, uwsgi) always use the production default.
 """
 
 from __future__ import annotations
@@ -220,6 +227,50 @@ def exc_info_app(environ, start_response):
 def validated(app):
     """``wsgiref.validate`` around ``app``: any breach of PEP 3333 raises in the test."""
     return validator(app)
+
+
+def _test_crypt_context():
+    from passlib.context import CryptContext
+
+    return CryptContext(schemes=["argon2", "pbkdf2_sha256"], deprecated=["pbkdf2_sha256"],
+                        argon2__memory_cost=1024, argon2__rounds=1, argon2__parallelism=1)
+
+
+TEST_CRYPT_CONTEXT = _test_crypt_context()
+
+
+def _hashing_defaults():
+    """The keyword defaults that choose the client-secret hashing of in-process layers."""
+    from wsgisec.token_auth import TokenAuth
+    from wsgisec.token_auth.clients import ClientRegistry
+
+    return [(TokenAuth.__init__, "crypt_context"), (ClientRegistry.__init__, "context")]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_client_hashing():
+    """Session-wide (so module-scoped servers get it too): see the module docstring."""
+    saved = [(function, name, function.__kwdefaults__[name]) for function, name in _hashing_defaults()]
+    for function, name, _real in saved:
+        function.__kwdefaults__[name] = TEST_CRYPT_CONTEXT
+    yield saved
+    for function, name, real in saved:
+        function.__kwdefaults__[name] = real
+
+
+@pytest.fixture(autouse=True)
+def _real_hashing_when_marked(request, _cheap_client_hashing):
+    """A test marked ``real_hashing`` runs with the production hashing defaults."""
+    if request.node.get_closest_marker("real_hashing") is None:
+        yield
+        return
+    for function, name, real in _cheap_client_hashing:
+        function.__kwdefaults__[name] = real
+    try:
+        yield
+    finally:
+        for function, name, _real in _cheap_client_hashing:
+            function.__kwdefaults__[name] = TEST_CRYPT_CONTEXT
 
 
 @pytest.fixture(autouse=True)

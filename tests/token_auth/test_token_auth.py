@@ -535,12 +535,16 @@ def test_outdated_hash_is_upgraded_on_the_next_login(api, store):
     assert upgraded.startswith("$argon2id$") and FAST.verify(secret, upgraded)
 
 
+@pytest.mark.real_hashing
 def test_default_context_is_argon2id_and_secrets_have_256_bits(store):
     registry = ClientRegistry(store)
     record, secret = registry.create("x", scopes=["a"])
     assert record["secrets"][0]["hash"].startswith("$argon2id$")
     assert len(base64.urlsafe_b64decode(secret + "=")) == 32
     assert DEFAULT_CONTEXT.verify(secret, record["secrets"][0]["hash"])
+    # Hashed with the production parameters (tests elsewhere use a cheap context, conftest.py).
+    assert not DEFAULT_CONTEXT.needs_update(record["secrets"][0]["hash"])
+    assert TokenAuth.__init__.__kwdefaults__["crypt_context"] is DEFAULT_CONTEXT
     assert registry.authenticate(record["id"], secret)["id"] == record["id"]
     assert registry.authenticate(record["id"], secret + "x") is None
 
