@@ -1,8 +1,9 @@
 """Standard RFC 9421 clients, with their defaults, against the served flagship (issue 10).
 
 ``wsgisec serve examples/partner_api.ini`` runs in a subprocess (token_auth in front of
-signed_requests); each partner gets its credentials from the CLI and the token endpoint,
-as README's quick-start does, and signs with an unmodified third-party library.
+signed_requests); the partner gets its credentials from the CLI and the token endpoint,
+as README's quick-start does, and signs with an unmodified third-party library. One
+partner serves the module (``partner``): no test here changes its client, keys or tokens.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from __future__ import annotations
 import base64
 import secrets
 
+import pytest
 import requests
+
+
+@pytest.fixture(scope="module")
+def partner(flagship):
+    """One partner's credentials, made by the CLI and the token endpoint (Flagship.partner)."""
+    return flagship.partner()
 
 
 def rhs_auth(partner, **kw):
@@ -26,8 +34,7 @@ def partner_headers(partner):
     return {"Authorization": "Bearer " + partner["access_token"], "X-Request-Token": partner["request_token"]}
 
 
-def test_requests_http_signature_defaults_get_200_from_the_flagship(flagship):
-    partner = flagship.partner()
+def test_requests_http_signature_defaults_get_200_from_the_flagship(flagship, partner):
     with flagship.session() as session:
         response = session.get(flagship.url + "/api/items?q=Wid", auth=rhs_auth(partner),
                                headers=partner_headers(partner), timeout=10)
@@ -43,10 +50,8 @@ def test_requests_http_signature_defaults_get_200_from_the_flagship(flagship):
         assert whoami.json()["user"] == partner["client_id"]
 
 
-def test_http_message_signatures_signer_gets_200_from_the_flagship(flagship):
+def test_http_message_signatures_signer_gets_200_from_the_flagship(flagship, partner):
     from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
-
-    partner = flagship.partner()
 
     class KeyResolver(HTTPSignatureKeyResolver):  # the library's README shape
         keys = {partner["keyid"]: base64.b64decode(partner["signing_key"])}
@@ -69,8 +74,7 @@ def test_http_message_signatures_signer_gets_200_from_the_flagship(flagship):
             assert response.status_code in (200, 201), response.text
 
 
-def test_a_signature_over_another_target_uri_is_refused_by_the_flagship(flagship):
-    partner = flagship.partner()
+def test_a_signature_over_another_target_uri_is_refused_by_the_flagship(flagship, partner):
     with flagship.session() as session:
         request = requests.Request("GET", flagship.url + "/api/items?q=Wid",
                                    headers=partner_headers(partner)).prepare()
@@ -90,13 +94,10 @@ def partner_auth(flagship, partner, base, **kw):
                        signing_key=partner["signing_key"], scope="items:read", **kw)
 
 
-def test_partner_auth_surfaces_the_servers_refusal(flagship):
+def test_partner_auth_surfaces_the_servers_refusal(flagship, partner):
     """Plain HTTP without the proxy: the https layer refuses the token request with 403."""
-    import pytest
-
     from wsgisec.partner import TokenError
 
-    partner = flagship.partner()
     base = f"http://127.0.0.1:{flagship.port}"
     with pytest.raises(TokenError) as raised:
         requests.get(base + "/api/items", auth=partner_auth(flagship, partner, base), timeout=10)
@@ -107,16 +108,14 @@ def test_partner_auth_surfaces_the_servers_refusal(flagship):
     assert partner["client_secret"] not in str(error)
 
 
-def test_partner_auth_with_extra_headers_for_a_local_tls_proxy(flagship):
-    partner = flagship.partner()
+def test_partner_auth_with_extra_headers_for_a_local_tls_proxy(flagship, partner):
     base = f"http://127.0.0.1:{flagship.port}"
     auth = partner_auth(flagship, partner, base, headers={"X-Forwarded-Proto": "https"})
     response = requests.get(base + "/api/items?q=Wid", auth=auth, timeout=10)
     assert response.status_code == 200, response.text
 
 
-def test_partner_auth_with_a_session_that_reaches_the_proxy(flagship):
-    partner = flagship.partner()
+def test_partner_auth_with_a_session_that_reaches_the_proxy(flagship, partner):
     with flagship.session() as session:
         auth = partner_auth(flagship, partner, flagship.url, session=session)
         response = session.get(flagship.url + "/api/items?q=Wid", auth=auth, timeout=10)
