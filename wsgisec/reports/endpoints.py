@@ -119,11 +119,7 @@ class Intake:
                 continue
             event = timeline.make_event(environ, record["type"], f"browser report: {record['type']}",
                                         detail=dict(record, report_id=_id))
-            try:
-                timeline.commit(self.store, event)
-            except StoreUnavailable:
-                timeline.forget(self.store, fp)
-                raise
+            timeline.commit_remembered(self.store, event, fp)
         timeline.housekeeping(self.store, self.retention)
         return fixed(204, self._cors(environ) + _NO_STORE)(environ, start_response)
 
@@ -183,11 +179,7 @@ class Intake:
             incident=report.get("incident_id") or received, client_id=client_id,
             detail=dict(report, report_id=report_id, received_incident_id=received,
                         anonymous=client_id is None))
-        try:
-            timeline.commit(self.store, event)
-        except StoreUnavailable:
-            timeline.forget(self.store, fp)
-            raise
+        timeline.commit_remembered(self.store, event, fp)
         timeline.housekeeping(self.store, self.retention)
         return json_response(201, {"id": report_id, "status": "received",
                                      "incident_id": event["incident_id"]})(environ, start_response)

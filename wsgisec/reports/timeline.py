@@ -18,7 +18,7 @@ import time
 from .. import events
 from ..store import StoreUnavailable
 
-__all__ = ["Limit", "rate_limit", "make_event", "commit", "remember", "SEEN", "RATE"]
+__all__ = ["Limit", "rate_limit", "make_event", "commit", "commit_remembered", "remember", "SEEN", "RATE"]
 
 log = events.logger_for("reports")
 
@@ -121,6 +121,16 @@ def forget(store, fp: str) -> None:
         store.delete(SEEN, fp)
     except StoreUnavailable:  # the store is already failing; the 503 is what matters
         events.ops_log.error("could not forget a report fingerprint after a failed commit")
+
+
+def commit_remembered(store, event: dict, fp: str) -> None:
+    """:func:`commit` a report :func:`remember` saw first; on a store failure forget its
+    fingerprint (so the sender's retry is stored) and let StoreUnavailable propagate."""
+    try:
+        commit(store, event)
+    except StoreUnavailable:
+        forget(store, fp)
+        raise
 
 
 def count_dropped(store, dropped: dict, now=None) -> None:
