@@ -13,6 +13,7 @@ draw, so ten thousand examples stay within a few seconds of CPU.
 from __future__ import annotations
 
 import json
+import os
 import random
 from urllib.parse import quote
 
@@ -26,7 +27,8 @@ from hypothesis import strategies as st
 # an index into each: cheap, reproducible, and shrinking moves toward the pool's start,
 # where the simplest values are.
 
-POOL_SIZE = 1500
+# Larger runs (WSGISEC_FUZZ_EXAMPLES) get larger pools, so they see more distinct values.
+POOL_SIZE = max(1500, int(os.environ.get("WSGISEC_FUZZ_EXAMPLES") or 0) // 5)
 _rng = random.Random(14)
 
 

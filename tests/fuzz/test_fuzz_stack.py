@@ -99,7 +99,8 @@ def test_hostile_requests_without_a_body(fresh):
     one()
     print(reached_report(fresh))
     total = fresh.statuses.total()
-    assert fresh.authenticated >= total // 5 and fresh.reached >= total // 8, reached_report(fresh)
+    assert fresh.authenticated >= min(total // 5, 1000) and fresh.reached >= min(total // 8, 600), \
+        reached_report(fresh)
 
 
 def test_hostile_bodies(fresh):
@@ -111,7 +112,8 @@ def test_hostile_bodies(fresh):
     one()
     print(reached_report(fresh))
     total = fresh.statuses.total()
-    assert fresh.authenticated >= total // 30 and fresh.reached >= total // 300, reached_report(fresh)
+    assert fresh.authenticated >= min(total // 30, 150) and fresh.reached >= min(total // 300, 15), \
+        reached_report(fresh)
 
 
 CONTROLS = st.sampled_from([chr(code) for code in range(0x20)] + ["\x7f"])
