@@ -358,10 +358,10 @@ def pytest_sessionfinish(session):
     audit = getattr(session.config, "_wsgisec_leak_audit", None)
     if audit is not None:
         summary = {"secrets": len(audit.secrets), "records": audit.scanned, "leaks": len(audit.leaks)}
-        if hasattr(session.config, "workeroutput"):
+        if hasattr(session.config, "workeroutput"):  # an xdist worker: tell the controller
             session.config.workeroutput["leak_audit"] = summary
-        else:
-            session.config._wsgisec_leak_summary = [summary]
+        elif summary["records"] or summary["secrets"]:  # without xdist (the controller runs no test)
+            session.config.__dict__.setdefault("_wsgisec_leak_summary", []).append(summary)
 
 
 @pytest.hookimpl(optionalhook=True)
