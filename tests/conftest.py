@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import sys
@@ -290,3 +291,140 @@ def _shipped_items():
 
 
 _SHIPPED_ITEMS = _shipped_items()
+
+
+# -- the suite-wide secret-leak audit (WSGISEC_LEAK_AUDIT=1, issue 14) -----------------
+#
+# Off by default. With WSGISEC_LEAK_AUDIT=1 every secret the suite mints in-process is
+# recorded as it is minted (client secrets, access and refresh tokens, request tokens,
+# signing keys, every HMAC signature computed, browser CSRF tokens) and so is every
+# Authorization, Proxy-Authorization and Cookie value a WebTest request sends; the root
+# logger is set to DEBUG and every record (message and traceback) is scanned at the end of
+# each test for the secrets known so far. A hit fails that test's teardown, naming the
+# logger. Records of the tests' own HTTP clients (urllib3 logs request lines, query
+# tokens included) are not the server's log and are skipped. Secrets minted in other
+# processes (tests that run `wsgisec serve`) are not seen.
+
+LEAK_AUDIT = os.environ.get("WSGISEC_LEAK_AUDIT") == "1"
+_CLIENT_SIDE = ("urllib3", "requests", "charset_normalizer", "hypothesis", "asyncio", "playwright")
+_RUNS = __import__("re").compile(r"[A-Za-z0-9_+/-]{16,}")
+
+
+class _LeakAudit(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.secrets, self.texts, self.scanned, self.leaks = set(), [], 0, []
+
+    def keep(self, value):
+        if isinstance(value, str) and len(value.rstrip("=")) >= 16:
+            self.secrets.add(value.rstrip("="))
+
+    def emit(self, record):
+        if not record.name.startswith(_CLIENT_SIDE):
+            text = record.getMessage()
+            if record.exc_info:
+                text += logging.Formatter().formatException(record.exc_info)
+            self.texts.append((record.name, text))
+
+    def scan(self):
+        """(logger, secret prefix) for every record since the last scan that holds a secret."""
+        found = [(name, run[:6] + "…") for name, text in self.texts for run in _RUNS.findall(text)
+                 if run in self.secrets]
+        self.scanned += len(self.texts)
+        self.texts = []
+        self.leaks += found
+        return found
+
+
+def _install_leak_audit(audit):
+    """Wrap every minting function, wherever a wsgisec module imported it."""
+    import base64
+    import functools
+
+    import webtest
+
+    import wsgisec.httpsig
+    import wsgisec.signed_requests.csrf
+    import wsgisec.signed_requests.keys
+    import wsgisec.signed_requests.request_tokens
+    import wsgisec.token_auth.clients
+    import wsgisec.token_auth.endpoints
+    from wsgisec import credentials
+
+    def recording(original, pick):
+        @functools.wraps(original)
+        def wrapper(*args, **kwargs):
+            result = original(*args, **kwargs)
+            for value in pick(result):
+                audit.keep(value)
+            return result
+        return wrapper
+
+    functions = [(wsgisec.token_auth.clients.new_secret, lambda r: [r]), (credentials.new_token, lambda r: [r]),
+                 (wsgisec.signed_requests.keys.issue_signing_key, lambda r: [r["key"], base64.b64decode(r["key"]).hex()]),
+                 (wsgisec.httpsig.hmac_sha256, lambda r: [base64.b64encode(r).decode(), r.hex()])]
+    for original, pick in functions:
+        wrapper = recording(original, pick)
+        for module in [m for name, m in sys.modules.items() if name.startswith("wsgisec")]:
+            for attribute, value in list(vars(module).items()):
+                if value is original:
+                    setattr(module, attribute, wrapper)
+    tokens = wsgisec.signed_requests.request_tokens.RequestTokens
+    tokens.issue = recording(tokens.issue, lambda r: [r[0]])
+    csrf = wsgisec.signed_requests.csrf.BrowserCSRF
+    csrf.issue = recording(csrf.issue, lambda r: [r])
+    do_request = webtest.TestApp.do_request
+
+    def sent(self, req, *args, **kwargs):
+        for name in ("Authorization", "Proxy-Authorization"):
+            value = req.headers.get(name)
+            if value:
+                audit.keep(value.split()[-1])
+        for value in req.cookies.values():
+            audit.keep(value)
+        return do_request(self, req, *args, **kwargs)
+
+    webtest.TestApp.do_request = sent
+
+
+def pytest_configure(config):
+    if LEAK_AUDIT:
+        config._wsgisec_leak_audit = audit = _LeakAudit()
+        _install_leak_audit(audit)
+        logging.getLogger().addHandler(audit)
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_the_log(request):
+    yield
+    audit = getattr(request.config, "_wsgisec_leak_audit", None)
+    if audit is not None:
+        found = audit.scan()
+        if found:
+            pytest.fail(f"secret-leak audit: secrets in log records of {sorted(set(found))}", pytrace=False)
+
+
+def pytest_sessionfinish(session):
+    audit = getattr(session.config, "_wsgisec_leak_audit", None)
+    if audit is not None:
+        summary = {"secrets": len(audit.secrets), "records": audit.scanned, "leaks": len(audit.leaks)}
+        if hasattr(session.config, "workeroutput"):  # an xdist worker: tell the controller
+            session.config.workeroutput["leak_audit"] = summary
+        elif summary["records"] or summary["secrets"]:  # without xdist (the controller runs no test)
+            session.config.__dict__.setdefault("_wsgisec_leak_summary", []).append(summary)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    summary = getattr(node, "workeroutput", {}).get("leak_audit")
+    if summary:
+        node.config.__dict__.setdefault("_wsgisec_leak_summary", []).append(summary)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    summaries = getattr(config, "_wsgisec_leak_summary", None)
+    if summaries:
+        total = {key: sum(s[key] for s in summaries) for key in ("secrets", "records", "leaks")}
+        terminalreporter.write_line(f"secret-leak audit: {total['secrets']} secrets recorded, "
+                                    f"{total['records']} log records scanned, {total['leaks']} leaks")

@@ -264,6 +264,25 @@ def test_redirect_location_is_rebuilt_from_re_encoded_parts(path_info, query, lo
     assert found.isascii() and not any(ord(ch) < 0x21 or ord(ch) == 0x7f for ch in found)
 
 
+CONTROL_CHARACTERS = [chr(code) for code in range(0x20)] + ["\x7f"]
+
+
+@pytest.mark.parametrize("where", ["path", "query"])
+@pytest.mark.parametrize("control", CONTROL_CHARACTERS, ids=[f"0x{ord(c):02x}" for c in CONTROL_CHARACTERS])
+def test_every_control_character_is_percent_encoded_in_the_location(control, where):
+    """Each of 0x00-0x1f and 0x7f, in PATH_INFO and in QUERY_STRING (waitress passes
+    \\x01, \\x0b and \\x7f through; lax servers pass CR/LF): the Location is rebuilt with
+    the byte as %XX, so no control character reaches the header (issue 14)."""
+    escaped = f"%{ord(control):02X}"
+    if where == "path":
+        found = redirect_location(f"/a{control}b", "")
+        assert found == f"https://api.example.com/a{escaped}b"
+    else:
+        found = redirect_location("/x", f"q=a{control}b&r=1")
+        assert found == f"https://api.example.com/x?q=a{escaped}b&r=1"
+    assert not any(ord(ch) < 0x21 or ord(ch) == 0x7f for ch in found)
+
+
 def test_redirect_location_never_carries_a_credential_parameter():
     from wsgisec.https import _requote_query
 

@@ -404,6 +404,15 @@ def test_valid_xml_reaches_the_app_unchanged(app):
     app.post("/orders", body, content_type="text/xml", status=415)
 
 
+@pytest.mark.parametrize("encoding", ["utf-7", "utf-32", "bogus-encoding"])
+def test_xml_in_an_encoding_expat_does_not_read_is_refused_not_a_500(app, encoding):
+    """Found by the whole-stack fuzz (issue 14): expat raises ValueError, not ParseError,
+    for multi-byte encodings such as utf-7, which used to escape as a masked 500."""
+    body = f'<?xml version="1.0" encoding="{encoding}"?><order><sku>A</sku></order>'.encode()
+    response = app.post("/orders", body, content_type="application/xml", status=400)
+    assert response.json["detail"].startswith("request body: ")
+
+
 def test_xml_depth_and_element_limits():
     app = make(max_xml_depth=4, max_xml_elements=10)
     deep = b"<order><sku>A</sku><note>" + b"<a>" * 5 + b"</a>" * 5 + b"</note></order>"

@@ -317,6 +317,11 @@ class XmlBodyChecks:
                           "XML DTDs, entity declarations and external references are not allowed") from None
         except ParseError:
             raise Refusal(400, INPUT_INVALID, "request body", None, "is not well-formed XML") from None
+        except (ValueError, LookupError):
+            # expat refuses some declared encodings itself (utf-7, utf-32: "multi-byte
+            # encodings are not supported") with a ValueError, not a ParseError (issue 14).
+            raise Refusal(400, INPUT_INVALID, "request body", None,
+                          "declares an XML encoding this service does not read") from None
         if root is None:
             raise Refusal(400, INPUT_INVALID, "request body", None, "is not well-formed XML")
         return root
