@@ -1,0 +1,247 @@
+"""What stands between the layers and a backend: a circuit breaker and an event spool.
+
+Threat: a store that hangs (a frozen Redis, an SQLite file locked by another process)
+must not take the server with it. The backend's timeout (``?timeout=``, a layer's
+``store_timeout``) bounds one call; the breaker bounds the many:
+
+* after :data:`FAILURES` consecutive failures the breaker *opens*: every call raises
+  :class:`CircuitOpen` (a :class:`~wsgisec.store.StoreUnavailable`, so the layers answer
+  their usual 503 with an incident id) at once, without touching the backend;
+* after :data:`COOL_DOWN` seconds one call is let through as a probe (the others still fail
+  at once); if it succeeds the breaker closes, if not it opens for another cool-down.
+
+Fail closed throughout: an open breaker refuses, it never lets a request pass unchecked.
+
+Security events that the store cannot take (``record_event_aggregated``, the path of
+:func:`wsgisec.events.emit`) are kept in a bounded in-process spool of
+:data:`SPOOL_SIZE` events and written, oldest first, after the next call that succeeds;
+beyond that the oldest waiting event is dropped and :attr:`GuardedStore.dropped_events`
+counts it. Every event not stored logs its incident id and the cause to ``wsgisec.ops``
+(the event itself is on ``wsgisec.events`` already). ``record_event`` is *not* spooled:
+the reports endpoint uses it to commit a report before acknowledging it, so its failure
+must reach the caller as a 503.
+
+A backend may report a fault of its own (an SQLite file deleted or replaced under the
+server) through ``on_fault(kind, reason)``: the guard turns it into one ``critical``
+event (``store.file-deleted``, ``store.file-replaced``), spooled until the store is back.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+from . import Store, StoreUnavailable, redact_url
+
+__all__ = ["GuardedStore", "CircuitOpen", "FAILURES", "COOL_DOWN", "SPOOL_SIZE"]
+
+#: Consecutive failures that open the breaker.
+FAILURES = 5
+#: Seconds the breaker stays open before one probe is let through.
+COOL_DOWN = 2.0
+#: Events kept in memory while the store is down (per process); older ones are dropped.
+SPOOL_SIZE = 1000
+# Spooled events written per successful call, so one request never pays for them all.
+_FLUSH_BATCH = 100
+
+_ops = logging.getLogger("wsgisec.ops")
+
+
+class CircuitOpen(StoreUnavailable):
+    """The breaker is open: the store failed repeatedly and is not being asked now."""
+
+
+class GuardedStore(Store):
+    """``backend`` behind a circuit breaker, with a spool for events it could not take."""
+
+    def __init__(self, backend: Store, *, failures: int = FAILURES, cool_down: float = COOL_DOWN,
+                 spool_size: int = SPOOL_SIZE, clock=time.monotonic):
+        self.backend = backend
+        self.url = backend.url
+        self.failures, self.cool_down, self.spool_size, self.clock = failures, cool_down, spool_size, clock
+        #: Events dropped because the spool was full (this process, since start).
+        self.dropped_events = 0
+        self._spool: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        self._consecutive = 0
+        self._open_until = 0.0
+        self._probing = False
+        self._last_error = ""
+        if hasattr(backend, "on_fault"):
+            backend.on_fault = self._backend_fault
+
+    def __getattr__(self, name):  # the backend's own attributes (path, client, clock...)
+        return getattr(self.backend, name)
+
+    @property
+    def spooled_events(self) -> int:
+        """Events waiting in the spool for the store to return."""
+        return len(self._spool)
+
+    # -- the breaker ---------------------------------------------------------------
+
+    def _admit(self) -> bool:
+        """True if this call may reach the backend (as a probe when the breaker is open)."""
+        if not self._open_until:
+            return False
+        with self._lock:
+            if not self._open_until:
+                return False
+            if self._probing or self.clock() < self._open_until:
+                raise CircuitOpen(f"store {redact_url(self.url)}: not asked after {self._consecutive} "
+                                  f"consecutive failures (last: {self._last_error}); next try within "
+                                  f"{self.cool_down:g}s")
+            self._probing = True
+            return True
+
+    def _succeeded(self, probe: bool) -> None:
+        if probe or self._consecutive:
+            with self._lock:
+                was_open = bool(self._open_until)
+                self._consecutive, self._open_until, self._probing = 0, 0.0, False
+            if was_open:
+                _ops.warning("store %s answers again: circuit closed", redact_url(self.url))
+        if self._spool:
+            self._flush()
+
+    def _failed(self, error: Exception, probe: bool) -> None:
+        with self._lock:
+            self._consecutive += 1
+            self._last_error = str(error)
+            self._probing = False
+            opening = probe or (not self._open_until and self._consecutive >= self.failures)
+            if opening:
+                self._open_until = self.clock() + self.cool_down
+        if opening and not probe:
+            _ops.error("store %s failed %d times in a row (last: %s): failing fast for %gs, then one probe",
+                       redact_url(self.url), self._consecutive, error, self.cool_down)
+
+    def _call(self, name, *args, **kwargs):
+        probe = self._admit()
+        try:
+            function = getattr(self.backend, name) if isinstance(name, str) else name
+            result = function(*args, **kwargs)
+        except StoreUnavailable as error:
+            self._failed(error, probe)
+            raise
+        except BaseException:
+            if probe:  # not a store failure (e.g. a bug, KeyboardInterrupt): release the probe
+                with self._lock:
+                    self._probing = False
+            raise
+        self._succeeded(probe)
+        return result
+
+    # -- the interface, each call through the breaker ------------------------------
+
+    def get(self, ns, key):
+        return self._call("get", ns, key)
+
+    def put(self, ns, key, value, ttl=None, tags=()):
+        return self._call("put", ns, key, value, ttl, tags)
+
+    def add(self, ns, key, value, ttl=None, tags=()):
+        return self._call("add", ns, key, value, ttl, tags)
+
+    def update(self, ns, key, fields):
+        return self._call("update", ns, key, fields)
+
+    def delete(self, ns, key):
+        return self._call("delete", ns, key)
+
+    def delete_tagged(self, ns, tag):
+        return self._call("delete_tagged", ns, tag)
+
+    def keys(self, ns):
+        return self._call("keys", ns)
+
+    def items(self, ns):
+        # Read here, inside the breaker: a lazy iterator would fail outside it.
+        return iter(self._call(lambda: list(self.backend.items(ns))))
+
+    def incr(self, ns, key, window):
+        return self._call("incr", ns, key, window)
+
+    def record_event(self, event):
+        # Not spooled: the reports endpoint commits with it before acknowledging (2xx).
+        return self._call("record_event", event)
+
+    def events(self, since=None, until=None, kinds=None, limit=1000):
+        return self._call("events", since, until, kinds, limit)
+
+    def events_counted(self, since=None, until=None, kinds=None, limit=1000):
+        return self._call("events_counted", since, until, kinds, limit)
+
+    def purge(self):
+        return self._call("purge")
+
+    def purge_events(self, before):
+        return self._call("purge_events", before)
+
+    def check(self) -> str:
+        return self.backend.check()  # the operator's explicit question: always ask the store
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- the spool -----------------------------------------------------------------
+
+    def record_event_aggregated(self, event, key, window, cap):
+        """The backend's answer, or ``"spooled"``/``"dropped"`` when it could not take it."""
+        try:
+            return self._call("record_event_aggregated", event, key, window, cap)
+        except StoreUnavailable as error:
+            return self._spool_event((event, key, window, cap), error)
+
+    def _spool_event(self, entry, error) -> str:
+        event = entry[0]
+        with self._lock:
+            dropped = None
+            if len(self._spool) >= self.spool_size:
+                dropped = self._spool.popleft()
+                self.dropped_events += 1
+            self._spool.append(entry)
+            waiting, total = len(self._spool), self.dropped_events
+        _ops.error("event %s (%s) not stored: %s; kept in the spool (%d waiting)",
+                   event.get("incident_id"), event.get("kind"), error, waiting)
+        if dropped is not None:
+            _ops.error("event %s (%s) dropped: the spool is full (%d events); %d dropped since start",
+                       dropped[0].get("incident_id"), dropped[0].get("kind"), self.spool_size, total)
+            return "dropped"
+        return "spooled"
+
+    def _flush(self) -> None:
+        """Write up to one batch of spooled events; one thread at a time, nobody waits."""
+        if not self._flushing.acquire(blocking=False):
+            return
+        written = 0
+        try:
+            while self._spool and written < _FLUSH_BATCH:
+                with self._lock:
+                    if not self._spool:
+                        break
+                    entry = self._spool.popleft()
+                try:
+                    self.backend.record_event_aggregated(*entry)
+                except StoreUnavailable as error:
+                    with self._lock:
+                        self._spool.appendleft(entry)
+                    self._failed(error, probe=False)
+                    break
+                written += 1
+        finally:
+            self._flushing.release()
+        if written:
+            _ops.warning("store %s: wrote %d spooled events (%d still waiting)",
+                         redact_url(self.url), written, len(self._spool))
+
+    # -- faults the backend detects itself -----------------------------------------
+
+    def _backend_fault(self, kind: str, reason: str) -> None:
+        from .. import events
+
+        events.emit(None, kind, reason, severity="critical", store=self,
+                    logger=events.logger_for("store"), detail={"store": redact_url(self.url)})
