@@ -201,3 +201,10 @@ def test_open_store_hands_out_a_guarded_store(tmp_path):
     assert store.path == str(tmp_path / "g.sqlite")  # the backend's own attributes show through
     store.put("clients", "c", {})
     assert [key for key, _ in store.items("clients")] == ["c"]
+
+
+def test_a_closed_sqlite_store_reconnects_on_next_use(tmp_path):
+    store = SQLiteStore(str(tmp_path / "c.sqlite"))
+    store.put("clients", "c", {})
+    store.close()
+    assert store.get("clients", "c") == {}

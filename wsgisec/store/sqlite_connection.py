@@ -153,6 +153,7 @@ class Connections:
     def close(self) -> None:
         """Close this thread's connection (the next call opens a new one)."""
         connection = getattr(self._local, "connection", None)
+        self._local.generation = None  # the next get() connects again
         if connection is not None:
             self._local.connection = None
             try:
