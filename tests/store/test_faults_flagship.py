@@ -82,7 +82,8 @@ def test_a_locked_store_answers_503_with_a_logged_incident_and_healthz_still_ans
         assert refused.headers["Retry-After"]
         assert refused.headers["X-Incident-Id"] == incident
         lines = _logged_with_cause(caplog, incident)
-        assert lines and any("store-unavailable" in line for line in lines)
+        assert any("store-unavailable" in line for line in lines)  # the event
+        assert any("answered 503" in line and "database is locked" in line for line in lines)  # the cause
     assert partner.get("/api/items").status_int == 200  # lock gone: served again
 
 

@@ -138,7 +138,7 @@ from ..credentials import SIGNING_KEYS
 from ..layer import Layer, layer_factory
 from ..responses import problem
 from ..settings import ConfigurationError
-from ..store import StoreUnavailable, coerce as coerce_store
+from ..store import StoreUnavailable, coerce as coerce_store, log_unavailable
 from ..wsgi import BodyTooLarge
 from .keys import issue_signing_key, signing_keys_of
 from .request_tokens import RequestTokens
@@ -367,6 +367,7 @@ class SignedRequests(Layer):
         except StoreUnavailable as error:
             # Logged with the incident id the caller sees (never to the store: it is down),
             # so an operator can find the 503 a partner quotes. Fail closed.
+            log_unavailable(environ, "signed_requests", error)  # the cause, with the incident id
             incident = events.emit(environ, "store-unavailable", "store unavailable", severity="error",
                                    logger=_log, detail={"error": type(error).__name__})
             return problem(environ, 503, "The service is temporarily unavailable.", incident=incident,

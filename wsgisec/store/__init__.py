@@ -73,7 +73,7 @@ import urllib.parse
 from typing import Iterable, Iterator
 
 __all__ = ["Store", "StoreUnavailable", "open_store", "resolve_url", "coerce", "DEFAULT_TIMEOUT",
-           "parse_timeout", "with_timeout", "no_create"]
+           "parse_timeout", "with_timeout", "no_create", "log_unavailable"]
 
 #: Seconds a store call may wait: Redis connect/read timeout, SQLite busy timeout. Well
 #: under a second, so a stalled store turns into prompt 503s, not a stalled server.
@@ -218,6 +218,16 @@ class Store:
     def purge_events(self, before: float) -> int:
         """Drop events older than ``before`` (Unix seconds): retention. Returns a count."""
         return 0
+
+
+def log_unavailable(environ: dict, layer: str, error: Exception) -> str:
+    """Log a 503 the store caused, with the incident id the caller is shown and the cause
+    (a StoreUnavailable names a file or a redacted URL, never a secret); returns the id."""
+    from ..events import incident_id, ops_log
+
+    incident = incident_id(environ)
+    ops_log.error("%s: store unavailable, answered 503 (incident %s): %s", layer, incident, error)
+    return incident
 
 
 def redact_url(url: str) -> str:
