@@ -18,7 +18,8 @@
     Load the pipeline without serving it, print the stack outermost first with each
     layer's effective settings (secrets as ``***``), open each store the layers use
     (reachable, writable, schema current) and print its resolved path, then warnings
-    about insecure choices (in the spirit of Django's ``check --deploy``). Exit status:
+    about insecure choices (in the spirit of Django's ``check --deploy``; a Redis store that
+    keeps nothing on disk is one: a restart would reopen replay windows). Exit status:
     0 clean, 1 warned, 2 configuration error or unusable store.
 
 ``wsgisec store init --config CONFIG [--pipeline main]``
@@ -55,7 +56,7 @@ import sys
 
 from . import pipeline
 from .settings import ConfigurationError, Secret
-from .store import StoreUnavailable
+from .store import StoreUnavailable, redact_url
 
 __all__ = ["main", "CLI"]
 
@@ -323,6 +324,8 @@ def _check(args) -> int:
     except StoreUnavailable as error:
         print(f"wsgisec: store unavailable: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    for url, store in stores_of(chain).items():
+        warnings.extend(f"store {redact_url(url)}: {text}" for text in getattr(store, "warnings", list)())
     names = [type(layer).wsgisec_layer for layer in chain if getattr(type(layer), "wsgisec_layer", None)]
     present = [name for name in _RECOMMENDED_ORDER if name in names]
     actual = [name for name in names if name in _RECOMMENDED_ORDER]

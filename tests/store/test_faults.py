@@ -10,12 +10,8 @@ wait), so they fail only if a call waits for something it should not.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import signal
-import socket
 import sqlite3
-import subprocess
 import time
 
 import pytest
@@ -23,39 +19,6 @@ import pytest
 from wsgisec.store import StoreUnavailable, open_backend, open_store, parse_timeout, with_timeout
 from wsgisec.store.guard import CircuitOpen, GuardedStore
 from wsgisec.store.sqlite import SQLiteStore
-
-REDIS_SERVER = shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of this test's own on a free loopback port (nothing on disk)."""
-    if REDIS_SERVER is None:
-        pytest.skip("needs the redis-server binary (apt-get install redis-server)")
-    pytest.importorskip("redis")
-    port = _free_port()
-    process = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(tmp_path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield port, process
-    process.send_signal(signal.SIGCONT)
-    process.terminate()
-    process.wait(10)
 
 
 @pytest.mark.parametrize("text, seconds", [("250ms", 0.25), ("0.5s", 0.5), ("2", 2.0), (" 1s ", 1.0)])
@@ -208,3 +171,34 @@ def test_a_closed_sqlite_store_reconnects_on_next_use(tmp_path):
     store.put("clients", "c", {})
     store.close()
     assert store.get("clients", "c") == {}
+
+
+# -- wsgisec check and Redis persistence ----------------------------------------------
+
+
+def _redis_ini(tmp_path, port):
+    ini = tmp_path / "api.ini"
+    ini.write_text(f"[pipeline:main]\npipeline = https app\n\n[filter:https]\nuse = egg:wsgisec#https\n"
+                   f"store = redis://127.0.0.1:{port}/0\nallowed_hosts = api.example.com\n\n"
+                   "[app:app]\nuse = egg:wsgisec#app\napplication = json:dumps\n")
+    return str(ini)
+
+
+def test_check_warns_when_redis_keeps_nothing_on_disk(tmp_path, own_redis, capsys):
+    from wsgisec.cli import main
+
+    port, _process = own_redis  # started with save "" and appendonly no
+    assert main(["check", _redis_ini(tmp_path, port)]) == 1
+    out = capsys.readouterr().out
+    assert f"store redis://127.0.0.1:{port}/0: keeps nothing on disk" in out and "appendonly yes" in out
+
+
+def test_check_is_quiet_about_redis_with_append_only_persistence(tmp_path, own_redis, capsys):
+    import redis
+
+    from wsgisec.cli import main
+
+    port, _process = own_redis
+    redis.Redis(port=port).config_set("appendonly", "yes")
+    assert main(["check", _redis_ini(tmp_path, port)]) == 0
+    assert "keeps nothing on disk" not in capsys.readouterr().out

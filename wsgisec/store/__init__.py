@@ -192,6 +192,10 @@ class Store:
     def close(self) -> None:
         pass
 
+    def warnings(self) -> list[str]:
+        """Risky choices in the backend's own configuration, for ``wsgisec check``."""
+        return []
+
     def __repr__(self):
         return f"<{type(self).__name__} {redact_url(self.url)}>"
 

@@ -187,6 +187,9 @@ class GuardedStore(Store):
     def close(self) -> None:
         self.backend.close()
 
+    def warnings(self) -> list[str]:
+        return self.backend.warnings()
+
     # -- the spool -----------------------------------------------------------------
 
     def record_event_aggregated(self, event, key, window, cap):

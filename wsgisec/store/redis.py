@@ -186,6 +186,29 @@ class RedisStore(Store):
     def close(self):
         self.client.close()
 
+    def warnings(self) -> list[str]:
+        """Warn when Redis would forget what replay protection and revocation rely on.
+
+        Used nonces, revoked tokens and disabled clients live here: a Redis that keeps
+        nothing on disk forgets them on restart, and one restored from an older RDB
+        snapshot forgets the latest, so a captured signed request could be accepted once
+        more. Append-only persistence (``appendonly yes``) keeps every acknowledged write.
+        """
+        try:
+            appendonly = self.client.config_get("appendonly").get("appendonly")
+            save = self.client.config_get("save").get("save")
+        except redis.RedisError as error:  # managed services often refuse CONFIG
+            return [f"could not read its persistence settings (CONFIG GET: {type(error).__name__}); "
+                    "make sure it runs with appendonly yes, or a restart can reopen replay windows"]
+        if appendonly == "yes":
+            return []
+        if not save:
+            return ["keeps nothing on disk (appendonly no, save \"\"): a restart forgets used nonces, "
+                    "revocations and clients, so a replayed signed request could be accepted again; "
+                    "set appendonly yes"]
+        return [f"keeps only RDB snapshots (save {save!r}, appendonly no): a restore from a snapshot "
+                "forgets the nonces and revocations written since; set appendonly yes"]
+
     # -- bounded event growth (additive; see Store.record_event_aggregated) ---------
     #
     # Stream entries cannot change, so the first event of a group is added with an
