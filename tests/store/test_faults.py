@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from store_servers import own_redis  # noqa: F401 (a fixture)
 from wsgisec.store import StoreUnavailable, open_backend, open_store, parse_timeout, with_timeout
 from wsgisec.store.guard import CircuitOpen, GuardedStore
 from wsgisec.store.sqlite import SQLiteStore
