@@ -114,9 +114,9 @@ def test_breaker_opens_after_repeated_failures_then_one_probe_closes_it(tmp_path
             store.get("clients", "c")
         assert not isinstance(info.value, CircuitOpen)
     repair()  # fixed, but the breaker does not know yet: it does not ask during the cool-down
-    with pytest.raises(CircuitOpen, match="3 consecutive failures"):
+    with pytest.raises(CircuitOpen, match="reads not tried after 3 failures within 5s"):
         store.get("clients", "c")
-    assert "failing fast for 2s" in caplog.text
+    assert "reads failed 3 times within 5s" in caplog.text and "failing fast for 2s" in caplog.text
     clock.now += 2.1
     with caplog.at_level(logging.WARNING, logger="wsgisec.ops"):
         assert store.get("clients", "c") == {"ok": True}  # the probe, and it succeeds
@@ -157,6 +157,43 @@ def test_an_open_breaker_answers_at_once_on_a_frozen_redis(own_redis):
         assert time.monotonic() - started < 0.5  # 50 calls, none waiting for the server
     finally:
         process.send_signal(signal.SIGCONT)
+
+
+def test_successes_in_between_do_not_hide_a_store_whose_writes_keep_failing(tmp_path):
+    """A write lock held elsewhere: reads work (WAL), every write waits out the timeout.
+    The write breaker opens anyway, and reads go on."""
+    path = str(tmp_path / "w.sqlite")
+    clock = Clock()
+    store = GuardedStore(open_backend(f"sqlite:///{path}?timeout=20ms"), failures=3, clock=clock)
+    store.put("clients", "c", {"ok": True})
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        for _ in range(3):
+            assert store.get("clients", "c") == {"ok": True}
+            with pytest.raises(StoreUnavailable) as info:
+                store.add("nonces", "n", {}, ttl=60)
+            assert not isinstance(info.value, CircuitOpen)
+            clock.now += 1
+        with pytest.raises(CircuitOpen, match="writes not tried"):
+            store.add("nonces", "n", {}, ttl=60)
+        assert store.get("clients", "c") == {"ok": True}  # the read breaker is closed
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    clock.now += 2.1
+    assert store.add("nonces", "n", {}, ttl=60)  # the probe: the lock is gone
+
+
+def test_failures_far_apart_do_not_open_the_breaker(tmp_path):
+    backend, _repair = _broken(tmp_path)
+    clock = Clock()
+    store = GuardedStore(backend, failures=3, window=5.0, clock=clock)
+    for _ in range(6):
+        with pytest.raises(StoreUnavailable) as info:
+            store.get("clients", "c")
+        assert not isinstance(info.value, CircuitOpen)
+        clock.now += 3  # one failure every 3 s: never 3 within 5 s
 
 
 def test_open_store_hands_out_a_guarded_store(tmp_path):

@@ -114,8 +114,8 @@ def test_a_deleted_store_file_is_detected_reported_and_recovered(checked_at_once
 
 def _expire_cool_down(path):
     guard = open_store(f"sqlite:///{path}")
-    if guard._open_until:
-        guard._open_until = guard.clock() - 1  # what two seconds of waiting would do
+    guard.reads.expire_cool_down()  # what two seconds of waiting would do
+    guard.writes.expire_cool_down()
 
 
 def test_a_store_file_replaced_by_another_store_is_reported_and_used(checked_at_once, partner, path, tmp_path, caplog):

@@ -78,10 +78,10 @@ def test_events_spooled_while_the_breaker_is_open_arrive_after_the_probe(tmp_pat
     store = GuardedStore(backend, failures=2, cool_down=1.0, clock=lambda: now[0])
     for _ in range(2):
         with pytest.raises(StoreUnavailable):
-            store.get("clients", "c")
-    incident = _emit(store, 1)  # the breaker is open: spooled at once, the store not asked
+            store.put("clients", "c", {})
+    incident = _emit(store, 1)  # the write breaker is open: spooled at once, the store not asked
     assert store.spooled_events == 1
     connection.execute("ALTER TABLE kv_away RENAME TO kv")
     now[0] += 1.5
-    assert store.get("clients", "c") is None  # the probe succeeds and flushes
+    store.put("clients", "c", {})  # the probe succeeds and flushes
     assert [event["incident_id"] for event in store.events()] == [incident]

@@ -136,5 +136,5 @@ def _close_breaker(volume):
     from wsgisec.store import open_store
 
     guard = open_store(f"sqlite:///{volume.path}/wsgisec.sqlite")
-    if guard._open_until:
-        guard._open_until = guard.clock() - 1
+    guard.reads.expire_cool_down()
+    guard.writes.expire_cool_down()

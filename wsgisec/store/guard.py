@@ -4,7 +4,9 @@ Threat: a store that hangs (a frozen Redis, an SQLite file locked by another pro
 must not take the server with it. The backend's timeout (``?timeout=``, a layer's
 ``store_timeout``) bounds one call; the breaker bounds the many:
 
-* after :data:`FAILURES` consecutive failures the breaker *opens*: every call raises
+* after :data:`FAILURES` failures within :data:`WINDOW` seconds the breaker *opens* (reads
+  and writes have a breaker each, so a write lock held elsewhere leaves reads working):
+  every call raises
   :class:`CircuitOpen` (a :class:`~wsgisec.store.StoreUnavailable`, so the layers answer
   their usual 503 with an incident id) at once, without touching the backend;
 * after :data:`COOL_DOWN` seconds one call is let through as a probe (the others still fail
@@ -35,10 +37,12 @@ import time
 
 from . import Store, StoreUnavailable, redact_url
 
-__all__ = ["GuardedStore", "CircuitOpen", "FAILURES", "COOL_DOWN", "SPOOL_SIZE"]
+__all__ = ["GuardedStore", "Circuit", "CircuitOpen", "FAILURES", "WINDOW", "COOL_DOWN", "SPOOL_SIZE"]
 
-#: Consecutive failures that open the breaker.
+#: Failures within WINDOW seconds that open a breaker (successes in between do not
+#: reset the count: a store whose writes all fail while reads work is still failing).
 FAILURES = 5
+WINDOW = 5.0
 #: Seconds the breaker stays open before one probe is let through.
 COOL_DOWN = 2.0
 #: Events kept in memory while the store is down (per process); older ones are dropped.
@@ -53,23 +57,91 @@ class CircuitOpen(StoreUnavailable):
     """The breaker is open: the store failed repeatedly and is not being asked now."""
 
 
-class GuardedStore(Store):
-    """``backend`` behind a circuit breaker, with a spool for events it could not take."""
+class Circuit:
+    """One breaker: opens after ``failures`` failures within ``window`` seconds."""
 
-    def __init__(self, backend: Store, *, failures: int = FAILURES, cool_down: float = COOL_DOWN,
-                 spool_size: int = SPOOL_SIZE, clock=time.monotonic):
+    def __init__(self, name: str, url: str, *, failures: int, window: float, cool_down: float, clock):
+        self.name, self.url = name, url
+        self.failures, self.window, self.cool_down, self.clock = failures, window, cool_down, clock
+        self._lock = threading.Lock()
+        self._recent: collections.deque = collections.deque(maxlen=failures)  # failure times
+        self._open_until = 0.0
+        self._probing = False
+        self._last_error = ""
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._open_until)
+
+    def expire_cool_down(self) -> None:
+        """Let the next call probe now (what waiting out the cool-down would do)."""
+        if self._open_until:
+            self._open_until = self.clock() - 1
+
+    def admit(self) -> bool:
+        """True if this call may reach the backend as the probe; CircuitOpen if not at all."""
+        if not self._open_until:
+            return False
+        with self._lock:
+            if not self._open_until:
+                return False
+            if self._probing or self.clock() < self._open_until:
+                raise CircuitOpen(f"store {redact_url(self.url)}: {self.name} not tried after {self.failures} "
+                                  f"failures within {self.window:g}s (last: {self._last_error}); next try "
+                                  f"within {self.cool_down:g}s")
+            self._probing = True
+            return True
+
+    def succeeded(self, probe: bool) -> None:
+        if not probe:
+            return  # a success between failures does not hide a store that keeps failing
+        with self._lock:
+            self._recent.clear()
+            self._open_until, self._probing = 0.0, False
+        _ops.warning("store %s answers %s again: circuit closed", redact_url(self.url), self.name)
+
+    def failed(self, error: Exception, probe: bool) -> None:
+        now = self.clock()
+        with self._lock:
+            self._recent.append(now)
+            self._last_error = str(error)
+            self._probing = False
+            opening = probe or (not self._open_until and len(self._recent) == self.failures
+                                and now - self._recent[0] <= self.window)
+            if opening:
+                self._open_until = now + self.cool_down
+        if opening and not probe:
+            _ops.error("store %s: %s failed %d times within %gs (last: %s): failing fast for %gs, then one probe",
+                       redact_url(self.url), self.name, self.failures, self.window, error, self.cool_down)
+
+    def release(self, probe: bool) -> None:
+        """The probe ended without a store answer either way (a bug, KeyboardInterrupt)."""
+        if probe:
+            with self._lock:
+                self._probing = False
+
+
+class GuardedStore(Store):
+    """``backend`` behind two circuit breakers (reads, writes), with a spool for events.
+
+    Reads and writes trip separately: an SQLite file whose write lock another process
+    holds still serves token lookups (WAL readers are not blocked), while every write
+    fails at once instead of waiting out the busy timeout.
+    """
+
+    def __init__(self, backend: Store, *, failures: int = FAILURES, window: float = WINDOW,
+                 cool_down: float = COOL_DOWN, spool_size: int = SPOOL_SIZE, clock=time.monotonic):
         self.backend = backend
         self.url = backend.url
-        self.failures, self.cool_down, self.spool_size, self.clock = failures, cool_down, spool_size, clock
+        self.spool_size, self.clock = spool_size, clock
+        circuit = dict(failures=failures, window=window, cool_down=cool_down, clock=clock)
+        self.reads = Circuit("reads", self.url, **circuit)
+        self.writes = Circuit("writes", self.url, **circuit)
         #: Events dropped because the spool was full (this process, since start).
         self.dropped_events = 0
         self._spool: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._consecutive = 0
-        self._open_until = 0.0
-        self._probing = False
-        self._last_error = ""
         if hasattr(backend, "on_fault"):
             backend.on_fault = self._backend_fault
 
@@ -81,105 +153,67 @@ class GuardedStore(Store):
         """Events waiting in the spool for the store to return."""
         return len(self._spool)
 
-    # -- the breaker ---------------------------------------------------------------
-
-    def _admit(self) -> bool:
-        """True if this call may reach the backend (as a probe when the breaker is open)."""
-        if not self._open_until:
-            return False
-        with self._lock:
-            if not self._open_until:
-                return False
-            if self._probing or self.clock() < self._open_until:
-                raise CircuitOpen(f"store {redact_url(self.url)}: not asked after {self._consecutive} "
-                                  f"consecutive failures (last: {self._last_error}); next try within "
-                                  f"{self.cool_down:g}s")
-            self._probing = True
-            return True
-
-    def _succeeded(self, probe: bool) -> None:
-        if probe or self._consecutive:
-            with self._lock:
-                was_open = bool(self._open_until)
-                self._consecutive, self._open_until, self._probing = 0, 0.0, False
-            if was_open:
-                _ops.warning("store %s answers again: circuit closed", redact_url(self.url))
-        if self._spool:
-            self._flush()
-
-    def _failed(self, error: Exception, probe: bool) -> None:
-        with self._lock:
-            self._consecutive += 1
-            self._last_error = str(error)
-            self._probing = False
-            opening = probe or (not self._open_until and self._consecutive >= self.failures)
-            if opening:
-                self._open_until = self.clock() + self.cool_down
-        if opening and not probe:
-            _ops.error("store %s failed %d times in a row (last: %s): failing fast for %gs, then one probe",
-                       redact_url(self.url), self._consecutive, error, self.cool_down)
-
-    def _call(self, name, *args, **kwargs):
-        probe = self._admit()
+    def _call(self, circuit: Circuit, name, *args, **kwargs):
+        probe = circuit.admit()
         try:
             function = getattr(self.backend, name) if isinstance(name, str) else name
             result = function(*args, **kwargs)
         except StoreUnavailable as error:
-            self._failed(error, probe)
+            circuit.failed(error, probe)
             raise
         except BaseException:
-            if probe:  # not a store failure (e.g. a bug, KeyboardInterrupt): release the probe
-                with self._lock:
-                    self._probing = False
+            circuit.release(probe)
             raise
-        self._succeeded(probe)
+        circuit.succeeded(probe)
+        if self._spool and not self.writes.is_open:
+            self._flush()
         return result
 
     # -- the interface, each call through the breaker ------------------------------
 
     def get(self, ns, key):
-        return self._call("get", ns, key)
+        return self._call(self.reads, "get", ns, key)
 
     def put(self, ns, key, value, ttl=None, tags=()):
-        return self._call("put", ns, key, value, ttl, tags)
+        return self._call(self.writes, "put", ns, key, value, ttl, tags)
 
     def add(self, ns, key, value, ttl=None, tags=()):
-        return self._call("add", ns, key, value, ttl, tags)
+        return self._call(self.writes, "add", ns, key, value, ttl, tags)
 
     def update(self, ns, key, fields):
-        return self._call("update", ns, key, fields)
+        return self._call(self.writes, "update", ns, key, fields)
 
     def delete(self, ns, key):
-        return self._call("delete", ns, key)
+        return self._call(self.writes, "delete", ns, key)
 
     def delete_tagged(self, ns, tag):
-        return self._call("delete_tagged", ns, tag)
+        return self._call(self.writes, "delete_tagged", ns, tag)
 
     def keys(self, ns):
-        return self._call("keys", ns)
+        return self._call(self.reads, "keys", ns)
 
     def items(self, ns):
         # Read here, inside the breaker: a lazy iterator would fail outside it.
-        return iter(self._call(lambda: list(self.backend.items(ns))))
+        return iter(self._call(self.reads, lambda: list(self.backend.items(ns))))
 
     def incr(self, ns, key, window):
-        return self._call("incr", ns, key, window)
+        return self._call(self.writes, "incr", ns, key, window)
 
     def record_event(self, event):
         # Not spooled: the reports endpoint commits with it before acknowledging (2xx).
-        return self._call("record_event", event)
+        return self._call(self.writes, "record_event", event)
 
     def events(self, since=None, until=None, kinds=None, limit=1000):
-        return self._call("events", since, until, kinds, limit)
+        return self._call(self.reads, "events", since, until, kinds, limit)
 
     def events_counted(self, since=None, until=None, kinds=None, limit=1000):
-        return self._call("events_counted", since, until, kinds, limit)
+        return self._call(self.reads, "events_counted", since, until, kinds, limit)
 
     def purge(self):
-        return self._call("purge")
+        return self._call(self.writes, "purge")
 
     def purge_events(self, before):
-        return self._call("purge_events", before)
+        return self._call(self.writes, "purge_events", before)
 
     def check(self) -> str:
         return self.backend.check()  # the operator's explicit question: always ask the store
@@ -195,7 +229,7 @@ class GuardedStore(Store):
     def record_event_aggregated(self, event, key, window, cap):
         """The backend's answer, or ``"spooled"``/``"dropped"`` when it could not take it."""
         try:
-            return self._call("record_event_aggregated", event, key, window, cap)
+            return self._call(self.writes, "record_event_aggregated", event, key, window, cap)
         except StoreUnavailable as error:
             return self._spool_event((event, key, window, cap), error)
 
@@ -232,7 +266,7 @@ class GuardedStore(Store):
                 except StoreUnavailable as error:
                     with self._lock:
                         self._spool.appendleft(entry)
-                    self._failed(error, probe=False)
+                    self.writes.failed(error, probe=False)
                     break
                 written += 1
         finally:
