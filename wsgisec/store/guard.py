@@ -1,14 +1,14 @@
-"""What stands between the layers and a backend: a circuit breaker and an event spool.
+"""What stands between the layers and a backend: circuit breakers and an event spool.
 
 Threat: a store that hangs (a frozen Redis, an SQLite file locked by another process)
 must not take the server with it. The backend's timeout (``?timeout=``, a layer's
 ``store_timeout``) bounds one call; the breaker bounds the many:
 
-* after :data:`FAILURES` failures within :data:`WINDOW` seconds the breaker *opens* (reads
-  and writes have a breaker each, so a write lock held elsewhere leaves reads working):
-  every call raises
-  :class:`CircuitOpen` (a :class:`~wsgisec.store.StoreUnavailable`, so the layers answer
-  their usual 503 with an incident id) at once, without touching the backend;
+* after :data:`FAILURES` failures within :data:`WINDOW` seconds a breaker *opens*: every
+  call raises :class:`CircuitOpen` (a :class:`~wsgisec.store.StoreUnavailable`, so the
+  layers answer their usual 503 with an incident id) at once, without touching the
+  backend. Reads and writes have a breaker each, so a write lock held elsewhere leaves
+  token lookups working (SQLite WAL readers are not blocked) while nonce writes fail fast;
 * after :data:`COOL_DOWN` seconds one call is let through as a probe (the others still fail
   at once); if it succeeds the breaker closes, if not it opens for another cool-down.
 
