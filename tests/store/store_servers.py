@@ -1,4 +1,5 @@
-"""A redis-server of the test's own, for the store's fault tests (imported as a fixture)."""
+"""What the store's fault tests share: a redis-server of the test's own (a fixture to
+import), and a partner of the flagship stack (signed, with a bearer token)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,21 @@ def own_redis(tmp_path):
     process.send_signal(signal.SIGCONT)
     process.kill()  # a throwaway server: nothing of it needs to reach the disk
     process.wait(10)
+
+
+VIA_TLS_PROXY = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https", "HTTP_HOST": "localhost"}
+
+
+def flagship_partner(stack):
+    """A PartnerTestApp on the flagship ``stack``: a client with items:read and
+    items:write, a bearer token, a request token and a signing key, via the TLS proxy."""
+    from conftest import validated
+    from wsgisec import pipeline
+    from wsgisec.testing import PartnerTestApp, partner_credentials
+    from wsgisec.token_auth import TokenAuth
+
+    token_auth = pipeline.find_layer(stack, TokenAuth)
+    client, _secret = token_auth.registry.create("Acme", scopes=["items:read", "items:write"])
+    access_token = token_auth.issue_token(client["id"])["access_token"]
+    return PartnerTestApp(validated(stack), **partner_credentials(stack, client["id"]),
+                          access_token=access_token, extra_environ=dict(VIA_TLS_PROXY))

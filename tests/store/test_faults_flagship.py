@@ -15,14 +15,9 @@ import sqlite3
 
 import pytest
 
-from conftest import validated
-from wsgisec import pipeline
+from store_servers import flagship_partner
 from wsgisec.store import open_store
 from wsgisec.store import sqlite_connection
-from wsgisec.testing import PartnerTestApp, partner_credentials
-from wsgisec.token_auth import TokenAuth
-
-VIA_TLS_PROXY = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https", "HTTP_HOST": "localhost"}
 
 
 @pytest.fixture
@@ -32,11 +27,7 @@ def stack(load_example):
 
 @pytest.fixture
 def partner(stack):
-    token_auth = pipeline.find_layer(stack, TokenAuth)
-    client, _secret = token_auth.registry.create("Acme", scopes=["items:read", "items:write"])
-    access_token = token_auth.issue_token(client["id"])["access_token"]
-    return PartnerTestApp(validated(stack), **partner_credentials(stack, client["id"]),
-                          access_token=access_token, extra_environ=dict(VIA_TLS_PROXY))
+    return flagship_partner(stack)
 
 
 @pytest.fixture

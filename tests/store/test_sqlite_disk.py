@@ -13,15 +13,12 @@ import subprocess
 
 import pytest
 
-from conftest import validated
+from conftest import EXAMPLES
+from store_servers import flagship_partner
 from wsgisec import pipeline
 from wsgisec.store import StoreUnavailable
 from wsgisec.store.sqlite import SQLiteStore
 from wsgisec.store.sqlite_connection import WAL_LIMIT
-from wsgisec.testing import PartnerTestApp, partner_credentials
-from wsgisec.token_auth import TokenAuth
-
-VIA_TLS_PROXY = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_PROTO": "https", "HTTP_HOST": "localhost"}
 
 
 def _mount(*args):
@@ -90,18 +87,7 @@ def test_a_full_disk_fails_writes_keeps_reads_and_recovers(volume):
 @pytest.fixture
 def partner(volume):
     url = f"sqlite:///{volume.path}/wsgisec.sqlite"
-    stack = pipeline.load(str(pipeline_ini()), global_conf={"wsgisec_store": url})
-    token_auth = pipeline.find_layer(stack, TokenAuth)
-    client, _secret = token_auth.registry.create("Acme", scopes=["items:read"])
-    access_token = token_auth.issue_token(client["id"])["access_token"]
-    return PartnerTestApp(validated(stack), **partner_credentials(stack, client["id"]),
-                          access_token=access_token, extra_environ=dict(VIA_TLS_PROXY))
-
-
-def pipeline_ini():
-    from conftest import EXAMPLES
-
-    return EXAMPLES / "partner_api.ini"
+    return flagship_partner(pipeline.load(str(EXAMPLES / "partner_api.ini"), global_conf={"wsgisec_store": url}))
 
 
 def test_the_flagship_on_a_full_disk_answers_503_then_recovers(partner, volume):

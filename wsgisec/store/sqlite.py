@@ -35,7 +35,7 @@ from typing import Iterable
 from . import DEFAULT_TIMEOUT, Store, StoreUnavailable, may_create, parse_timeout, url_options
 from .sqlite_connection import Connections, transaction, translate
 from .sqlite_events import EventRows
-from .sqlite_schema import COLUMNS as _COLUMNS, SCHEMA as _SCHEMA, SCHEMA_VERSION  # noqa: F401
+from .sqlite_schema import SCHEMA_VERSION  # noqa: F401 (importable from here, as before the split)
 from . import sqlite_schema
 
 # Purge expired rows on roughly one write in this many, so the file does not grow
