@@ -240,3 +240,22 @@ def test_check_is_quiet_about_redis_with_append_only_persistence(tmp_path, own_r
     redis.Redis(port=port).config_set("appendonly", "yes")
     assert main(["check", _redis_ini(tmp_path, port)]) == 0
     assert "keeps nothing on disk" not in capsys.readouterr().out
+
+
+def test_the_file_follows_the_live_data_after_a_purge(tmp_path):
+    """Expired nonces are deleted and their pages given back (auto_vacuum = INCREMENTAL),
+    and the WAL is truncated: the store's size is the live data's, not the traffic's."""
+    import os
+
+    now = [1000.0]
+    path = tmp_path / "size.sqlite"
+    store = SQLiteStore(str(path), clock=lambda: now[0])
+    for number in range(3000):
+        store.add("nonces", f"n{number}", {"pad": "x" * 1000}, ttl=60)
+    store.purge()
+    full = os.path.getsize(path)
+    assert full > 3_000_000
+    now[0] += 61
+    assert store.purge() == 3000
+    assert os.path.getsize(path) < full / 10
+    assert os.path.getsize(str(path) + "-wal") == 0

@@ -15,7 +15,7 @@ import sqlite3
 
 import pytest
 
-from store_servers import flagship_partner
+from store_servers import flagship_partner, own_redis  # noqa: F401 (a fixture)
 from wsgisec.store import open_store
 from wsgisec.store import sqlite_connection
 
@@ -103,8 +103,8 @@ def test_a_deleted_store_file_is_detected_reported_and_recovered(checked_at_once
     assert open_store(f"sqlite:///{path}").events(kinds=["store.file-deleted"])
 
 
-def _expire_cool_down(path):
-    guard = open_store(f"sqlite:///{path}")
+def _expire_cool_down(path_or_url):
+    guard = open_store(path_or_url if "://" in path_or_url else f"sqlite:///{path_or_url}")
     guard.reads.expire_cool_down()  # what two seconds of waiting would do
     guard.writes.expire_cool_down()
 
@@ -136,3 +136,28 @@ def test_a_store_file_replaced_by_something_else_is_refused_until_a_store_is_bac
     os.replace(backup, path)
     _expire_cool_down(path)
     assert partner.get("/api/items", expect_errors=True).status_int in (200, 401)
+
+
+def test_the_flagship_on_a_frozen_redis_refuses_at_once_and_recovers(load_example, own_redis, caplog):
+    """Issue 14: a frozen Redis took the flagship from ~290 to 2 requests/s. Now a call
+    waits at most the timeout, then the breaker refuses at once; /healthz never waits."""
+    import signal
+    import time
+
+    port, process = own_redis
+    url = f"redis://127.0.0.1:{port}/0?timeout=100ms"
+    partner = flagship_partner(load_example("partner_api.ini", wsgisec_store=url))
+    assert partner.get("/api/items").status_int == 200
+    process.send_signal(signal.SIGSTOP)
+    try:
+        refused = [partner.get("/api/items", status=503) for _ in range(6)]  # 5 timeouts open the breaker
+        started = time.monotonic()
+        for _ in range(20):
+            partner.get("/api/items", status=503)
+            assert partner.get("/healthz").status_int == 200
+        assert time.monotonic() - started < 2  # 40 requests, none waiting for the server
+        assert all(response.json["incident_id"] for response in refused)
+    finally:
+        process.send_signal(signal.SIGCONT)
+    _expire_cool_down(url)
+    assert partner.get("/api/items").status_int == 200

@@ -234,7 +234,7 @@ class SQLiteStore(EventRows, Store):
                     "DELETE FROM events WHERE time < ?", (now - EVENT_RETENTION,)).rowcount
             # Give the space back: pages freed above (auto_vacuum=INCREMENTAL files), and
             # the WAL cut to zero when no reader holds it (else it is retried next time).
-            connection.execute("PRAGMA incremental_vacuum")
+            connection.executescript("PRAGMA incremental_vacuum;")  # execute() would free one page only
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._purged = time.monotonic()
         return removed

@@ -82,6 +82,10 @@ class Connections:
         connection = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None,
                                      check_same_thread=True)
         connection.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        # Freed pages go back to the file system (purge runs incremental_vacuum), so the
+        # file shrinks with the live data. Takes effect only in a new file, and only if
+        # set before WAL mode writes its first page; elsewhere it changes nothing.
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")

@@ -38,9 +38,6 @@ def create(connection: sqlite3.Connection) -> None:
     """Give a new (empty) file the schema; a file that has one is left alone."""
     if connection.execute("PRAGMA user_version").fetchone()[0] != 0:
         return
-    # Freed pages go back to the file system (purge runs incremental_vacuum), so the
-    # file shrinks with the live data. Only takes effect before the first table exists.
-    connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
     connection.executescript(SCHEMA)
     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
