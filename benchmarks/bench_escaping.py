@@ -11,6 +11,11 @@ is the layer's own cost against the cheapest possible app):
   searched, sent unchanged), and with a payload reflected near the end of the page
   (buffered, scanned up to the reflection, rewritten, event logged without a store).
 
+Response schemas (``response_schemas``): a 200 B and a 50 KB JSON response (an object
+holding a list of items), with the check off and with ``enforce`` against an OpenAPI 3.0
+document (``$ref`` to a closed item schema with a pattern, bounds and ``nullable``): what
+parsing the held body once and validating it with the compiled schema adds.
+
 Then the example Flask app bare and behind the layer (a realistic ratio). Also the 50 KB
 ``markupsafe.escape`` of the whole page, the cost DESIGN.md says a layer
 must never pay per request, for comparison.
@@ -32,6 +37,7 @@ from harness import Case, environ_for, run  # noqa: E402
 
 from markupsafe import escape  # noqa: E402
 
+from wsgisec import openapi  # noqa: E402
 from wsgisec.escaping import Escaping  # noqa: E402
 
 # The reflection event is logged (no store): keep the log out of the timing output.
@@ -76,6 +82,43 @@ def serving(body, content_type):
     return app
 
 
+SCHEMA_DOC = {"openapi": "3.0.3", "info": {"title": "bench", "version": "1"}, "paths": {"/api/items": {"get": {
+    "responses": {"200": {"description": "items", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["query", "items"],
+        "properties": {"query": {"type": "string"},
+                       "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}}}}}}}}},
+    "components": {"schemas": {"Item": {
+        "type": "object", "required": ["id", "name", "price", "sku"],
+        "properties": {"id": {"type": "integer", "minimum": 0}, "name": {"type": "string", "maxLength": 100},
+                       "price": {"type": "number", "nullable": True},
+                       "sku": {"type": "string", "pattern": "^SKU-[0-9]{5}$"}}}}}}
+
+
+def items_body(count):
+    items = [{"id": i, "name": f"Widget number {i}", "price": 9.5 + i, "sku": f"SKU-{i:05d}"}
+             for i in range(count)]
+    return json.dumps({"query": "widget", "items": items}).encode()
+
+
+JSON_200B = items_body(2)
+JSON_50KB = items_body(660)
+assert 150 <= len(JSON_200B) <= 250 and 45_000 <= len(JSON_50KB) <= 55_000, (len(JSON_200B), len(JSON_50KB))
+
+
+def response_schemas():
+    document = openapi.load(SCHEMA_DOC, responses=True)
+    get = environ_for("/api/items")
+    for label, body in (("200 B", JSON_200B), ("50 KB", JSON_50KB)):
+        app = serving(body, "application/json")
+        print()
+        print(f"{label} JSON response, response schemas off / enforce")
+        run([
+            Case(f"escaping: {label} JSON, response_schemas = off", Escaping(app, store=None), get),
+            Case(f"escaping: {label} JSON, response_schemas = enforce",
+                 Escaping(app, store=None, response_schemas="enforce", rules=document), get),
+        ], bare=Case(f"bare app: {label} JSON", app, get))
+
+
 def main():
     json_plain = serving(JSON_PLAIN, "application/json")
     json_special = serving(JSON_SPECIAL, "application/json")
@@ -85,6 +128,7 @@ def main():
         Case("escaping: 2 KB JSON, nothing to escape", Escaping(json_plain, store=None), get),
         Case("escaping: 2 KB JSON, < > & ' in every name", Escaping(json_special, store=None), get),
     ], bare=Case("bare app: 2 KB JSON", json_plain, get))
+    response_schemas()
 
     html_plain = serving(HTML_PLAIN, "text/html; charset=utf-8")
     html_reflected = serving(HTML_REFLECTED, "text/html; charset=utf-8")

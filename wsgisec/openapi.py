@@ -27,7 +27,9 @@ lists (3.1)); query arrays as repeated keys (``explode: true``, the default) or
 comma-separated (``explode: false``); ``requestBody`` for ``application/json`` (and
 ``+json``), ``application/x-www-form-urlencoded``, ``multipart/form-data``,
 ``application/xml``/``text/xml`` (and ``+xml``), ``text/plain`` and
-``application/octet-stream``.
+``application/octet-stream``. With ``load(path, responses=True)`` each operation's JSON
+response schemas are compiled too (:mod:`wsgisec.openapi_responses`, used by the
+escaping layer's ``response_schemas``); the whitelist does not ask for them.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class Operation:
     body_required: bool = False
     has_body: bool = False
     definitions: dict = field(default_factory=dict)
+    responses: object = None  # openapi_responses.Responses, when loaded with responses=True
 
 
 @dataclass
@@ -226,8 +229,12 @@ def _route_regex(template: str, where: str):
     return re.compile(pattern), names
 
 
-def load(source) -> Document:
-    """Read, check and compile an OpenAPI document (a path or an already-loaded dict)."""
+def load(source, *, responses: bool = False) -> Document:
+    """Read, check and compile an OpenAPI document (a path or an already-loaded dict).
+
+    ``responses``: also compile each operation's JSON response schemas
+    (:mod:`wsgisec.openapi_responses`, for the escaping layer's ``response_schemas``).
+    """
     document, path = _read(source)
     version = str(document.get("openapi", ""))
     if not re.match(r"^3\.[01]\.\d+$", version):
@@ -257,8 +264,14 @@ def load(source) -> Document:
                 continue
             if method not in METHODS:
                 raise ConfigurationError(f"{where}: {method!r} is not an HTTP method")
-            operations[method.upper()] = _operation(document, template, method, spec, shared, names,
-                                                    definitions, f"{where}.{method}", v30)
+            operation = operations[method.upper()] = _operation(
+                document, template, method, spec, shared, names, definitions, f"{where}.{method}", v30)
+            if responses:
+                from .openapi_responses import compile_responses
+
+                operation.responses = compile_responses(
+                    document, spec, definitions, ["paths", template, method], v30,
+                    deref=_deref, parse_media_type=parse_media_type)
         if not operations:
             raise ConfigurationError(f"{where}: declares no operation")
         routes.append(Route(template, regex, names, operations))

@@ -58,6 +58,17 @@ the *response*, only where it must:
   as they stream (escaped or neutralised, not checked). See
   :mod:`wsgisec.escaping.structure`.
 
+* **Response schemas** (``response_schemas = report`` or ``enforce``, off by default): a
+  held JSON response is compared with the schema the OpenAPI document (``rules``, the
+  whitelist's file) declares for its path template, method, status (``200``, then
+  ``2XX``, then ``default``) and media type, parsed once with the structure check.
+  ``report`` lets it through with an ``escaping.response-schema`` event (warning: the
+  status, the failing keyword, its RFC 6901 pointer into the document and the pointer
+  into the response, never a value); ``enforce`` masks it (``500``, ``reason``
+  ``response-invalid``) with the same event (error). No schema declared: it passes. A
+  JSON response over ``max_buffer`` cannot be checked: reported, or refused under
+  ``enforce``. See :mod:`wsgisec.escaping.response_schema`.
+
 * **CSV/TSV exports** (``text/csv``, ``text/tab-separated-values``): a cell starting with
   ``=``, ``+``, ``-``, ``@``, tab or CR (``csv_formula_prefixes``) is prefixed with
   ``'`` and quoted, with its quotes doubled (OWASP "CSV Injection"); plain numbers such as
@@ -111,6 +122,8 @@ ini::
     min_reflect_length = 3
     json_escape = true
     check_structure = true
+    response_schemas = enforce
+    rules = %(here)s/partner_api.openapi.yaml
     csv_neutralize = true
     csv_formula_prefixes = = + - @ tab cr
     content_security_policy = default-src 'self'; object-src 'none'; base-uri 'self';
@@ -144,6 +157,12 @@ Settings (ini name, default):
 ``check_structure`` (true)
     Mask (500, an incident id, no app content) a JSON or XML response that does not
     parse, and a JSON response that a request value forged structure in.
+``response_schemas`` (off)
+    ``off``, ``report`` (an event, the response goes out) or ``enforce`` (a masked 500
+    and the event) for JSON responses that break their OpenAPI response schema.
+``rules`` (none)
+    The OpenAPI document (YAML or JSON, relative to the ini file) whose response schemas
+    ``response_schemas`` checks; required unless it is ``off``.
 ``csv_neutralize`` (true)
     Neutralise formula cells in CSV/TSV responses.
 ``csv_formula_prefixes`` (= + - @ tab cr)
@@ -177,78 +196,29 @@ Settings (ini name, default):
 
 from __future__ import annotations
 
-import codecs
-import re
+import os
 
-from .. import events, settings
+from .. import openapi, settings
 from ..layer import Layer, layer_factory
-from .csv_formulas import FULLWIDTH, CSVNeutralizer
+from .csv_formulas import CSVNeutralizer
 from .candidates import collect, request_body
+from .decide import CSV_TYPES, prepare
 from .headers import SafeHeaders
 from .jsonsafe import escape_json
+from .parsers import (DEFAULT_CSP, DEFAULT_PERMISSIONS, SOURCES as _SOURCES, charset as _charset,
+                      formula_prefixes as _prefixes, frame_options as _frame_options, free_text as _text,
+                      rules_path as _rules_path, sources as _sources)
 from .reflection import Candidate
+from .response_schema import MODES as SCHEMA_MODES, RESPONSE_SCHEMA, configure as configure_response_schemas
 from .rewrite import (CSV_FORMULA_NEUTRALIZED, REFLECTED_INPUT_ESCAPED, RESPONSE_INVALID,
-                      STRUCTURE_INJECTION, _ascii_compatible, _codec_name, _Response, report_reflections)
+                      STRUCTURE_INJECTION, _Response, report_reflections)
 from ..settings import ConfigurationError
 from ..store import coerce as coerce_store
 from ..wsgi import ClosingIterator
 
 __all__ = ["Escaping", "filter_factory", "SETTINGS", "escape_json", "CSVNeutralizer",
            "REFLECTED_INPUT_ESCAPED", "CSV_FORMULA_NEUTRALIZED", "RESPONSE_INVALID",
-           "STRUCTURE_INJECTION"]
-
-
-_log = events.logger_for("escaping")
-
-_SOURCES = ("query", "form", "json", "path", "headers")
-_PREFIX_NAMES = {"tab": "\t", "cr": "\r", "lf": "\n", "space": " "}
-
-DEFAULT_CSP = ("default-src 'self'; object-src 'none'; base-uri 'self'; "
-               "frame-ancestors 'none'; form-action 'self'")
-DEFAULT_PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
-
-
-def _text(text: str) -> str:
-    """Free text; lines are joined with single spaces (a CSP may span lines)."""
-    return " ".join(text.split())
-
-
-def _sources(text: str) -> tuple[str, ...]:
-    values = settings.words(text.lower())
-    for value in values:
-        if value not in _SOURCES:
-            raise ValueError("some of: " + " ".join(_SOURCES))
-    return values
-
-
-def _prefixes(text: str) -> str:
-    chars = []
-    for word in settings.words(text):
-        if word.lower() == "fullwidth":
-            chars.extend(FULLWIDTH)
-            continue
-        char = _PREFIX_NAMES.get(word.lower(), word)
-        if len(char) != 1 or not char.isprintable() and char not in "\t\r\n":
-            raise ValueError("single characters, tab/cr/lf or fullwidth, e.g. = + - @ tab cr")
-        chars.append(char)
-    return "".join(chars)
-
-
-def _frame_options(text: str) -> str:
-    word = text.strip().upper()
-    if word not in ("DENY", "SAMEORIGIN", "OFF", ""):
-        raise ValueError("DENY, SAMEORIGIN or off")
-    return "" if word in ("OFF", "") else word
-
-
-def _charset(text: str) -> str:
-    word = text.strip().lower()
-    if word:
-        try:
-            codecs.lookup(word)
-        except LookupError:
-            raise ValueError("a charset name such as utf-8") from None
-    return word
+           "STRUCTURE_INJECTION", "RESPONSE_SCHEMA"]
 
 
 SETTINGS = {
@@ -270,19 +240,12 @@ SETTINGS = {
     "permissions_policy": (_text, DEFAULT_PERMISSIONS),
     "attachment_paths": (settings.path_prefixes, ""),
     "path_overrides": (settings.lines, ""),
+    "response_schemas": (settings.choice(*SCHEMA_MODES), "off"),
+    "rules": (settings.optional(_rules_path), None),
     "store": (settings.optional(settings.store_url), None),
 }
 
 # -- the layer --------------------------------------------------------------------------
-
-_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-_XML_TYPES = frozenset({"application/xml", "text/xml", "image/svg+xml"})
-_JSON_TYPES = frozenset({"application/json", "text/json"})
-_CSV_TYPES = {"text/csv": b",", "text/comma-separated-values": b",",
-              "text/tab-separated-values": b"\t"}
-_NO_BODY_REWRITE = ("1", "204", "206", "304")
-_FORM = "application/x-www-form-urlencoded"
-
 
 
 class Escaping(Layer):
@@ -300,7 +263,7 @@ class Escaping(Layer):
                  content_security_policy=DEFAULT_CSP, csp_report_only=True, csp_report_uri="",
                  referrer_policy="strict-origin-when-cross-origin", frame_options="DENY",
                  cross_origin_opener_policy="same-origin", permissions_policy=DEFAULT_PERMISSIONS,
-                 attachment_paths=(), path_overrides=(), store=None):
+                 attachment_paths=(), path_overrides=(), response_schemas="off", rules=None, store=None):
         self.app = app
         if max_buffer < 1024:
             raise ConfigurationError("max_buffer must be at least 1KB")
@@ -323,7 +286,7 @@ class Escaping(Layer):
         self.csv_neutralize = csv_neutralize
         # Keyed by (delimiter, UTF-8 body): non-ASCII prefixes are matched only in UTF-8.
         self.csv = {(delimiter, utf8): CSVNeutralizer(csv_formula_prefixes, delimiter, wide=utf8)
-                    for delimiter in set(_CSV_TYPES.values()) for utf8 in (True, False)} \
+                    for delimiter in set(CSV_TYPES.values()) for utf8 in (True, False)} \
             if csv_neutralize else {}
         self.default_charset = default_charset
         self.attachment_paths = tuple(attachment_paths)
@@ -334,6 +297,7 @@ class Escaping(Layer):
             csp_report_uri=csp_report_uri, path_overrides=path_overrides)
         self.overrides = self.safe_headers.overrides
         self.store = coerce_store(store)
+        self.response_schemas = configure_response_schemas(response_schemas, rules)
         # Requests whose body may hold reflected values are read (bounded) before the app.
         self._read_bodies = bool(self.reflect_sources & {"form", "json"})
 
@@ -349,6 +313,8 @@ class Escaping(Layer):
             "cross_origin_opener_policy": cross_origin_opener_policy,
             "permissions_policy": permissions_policy, "attachment_paths": list(self.attachment_paths),
             "path_overrides": [f"{o.prefix} {o.name} {o.value or 'off'}" for o in self.overrides],
+            "response_schemas": response_schemas,
+            "rules": getattr(getattr(self.response_schemas, "document", None), "source", rules),
             "store": getattr(self.store, "url", None),
         }
 
@@ -360,6 +326,9 @@ class Escaping(Layer):
             found.append("json_escape is off: hand-built JSON may carry markup into HTML contexts")
         if not self.check_structure:
             found.append("check_structure is off: ill-formed or forged JSON/XML reaches partners")
+        if self.response_schemas is not None and self.response_schemas.mode == "report":
+            found.append("response_schemas = report: responses that break the OpenAPI document are "
+                         "reported, not stopped")
         if not self.csv_neutralize:
             found.append("csv_neutralize is off: exported cells may run as spreadsheet formulas")
         if not any(name.startswith("Content-Security-Policy") for name, _ in self.safe_headers.document):
@@ -391,76 +360,19 @@ class Escaping(Layer):
         report_reflections(environ, findings, mime, self.store)
 
     def _prepare(self, environ, status, headers):
-        """Add the safe headers to ``headers`` (a copy); return ``(kind, detail,
-        too_large)`` of a body to rewrite (detail: the charset, or the CSV delimiter;
-        too_large: stream it at once), or None to pass it through."""
-        path = environ.get("PATH_INFO", "")
-        present = {name.lower() for name, _ in headers}
-        common, document = self.safe_headers.for_path(path)
-        for name, value in common:
-            if name.lower() not in present:
-                headers.append((name, value))
-        if self.attachment_paths and "content-disposition" not in present \
-                and settings.path_matches(path, self.attachment_paths):
-            headers.append(("Content-Disposition", "attachment"))
-
-        ctype = content_encoding = length = None
-        for index, (name, value) in enumerate(headers):
-            lowered = name.lower()
-            if lowered == "content-type":
-                ctype = value
-                if value[:5].lower() == "text/" and self.default_charset and "charset=" not in value.lower():
-                    # No charset: browsers guess, and a guessed UTF-7 runs +ADw-script+AD4-.
-                    ctype = f"{value}; charset={self.default_charset}"
-                    headers[index] = (name, ctype)
-            elif lowered == "content-encoding":
-                content_encoding = value.strip().lower()
-            elif lowered == "content-length":
-                length = value
-        if ctype is None:
-            return None
-        mime, _, params = ctype.partition(";")
-        mime = mime.strip().lower()
-        is_document = mime in _HTML_TYPES or mime in _XML_TYPES or mime.endswith("+xml")
-        if is_document:
-            for name, value in document:
-                if name.lower() not in present:
-                    headers.append((name, value))
-
-        if status[:3].startswith(_NO_BODY_REWRITE) or environ.get("REQUEST_METHOD") == "HEAD":
-            return None
-        if content_encoding and content_encoding != "identity":
-            return None  # compressed: cannot be searched; see "put escaping inside gzip"
-        charset = None
-        match = re.search(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", params, re.IGNORECASE)
-        if match:
-            charset = match.group(1).lower()
-        try:
-            too_large = length is not None and int(length) > self.max_buffer
-        except ValueError:
-            too_large = False
-
-        if mime in _JSON_TYPES or mime.endswith("+json"):
-            if not (self.json_escape or self.check_structure) \
-                    or (charset and _codec_name(charset) not in ("utf-8", "ascii")):
-                return None
-            return "json", "utf-8", too_large
-        if is_document and (self.reflect_sources or (self.check_structure and mime not in _HTML_TYPES)):
-            if charset and _codec_name(charset) is None:
-                return None
-            # Larger documents are neutralised in a sliding window (see _overflow).
-            return ("xml" if mime not in _HTML_TYPES else "html"), charset, too_large
-        if mime in _CSV_TYPES:
-            if not self.csv_neutralize or (charset and not _ascii_compatible(charset)):
-                return None
-            utf8 = _codec_name(charset or self.default_charset or "utf-8") == "utf-8"
-            return "csv", (_CSV_TYPES[mime], utf8), too_large
-        return None
-
-    # -- what the caller sent -----------------------------------------------------
+        """Add the safe headers; what kind of body to rewrite (:func:`.decide.prepare`)."""
+        return prepare(self, environ, status, headers)
 
 
 def filter_factory(global_conf, **local_conf):
     """PasteDeploy ``egg:wsgisec#escaping``."""
     kw = settings.parse("escaping", SETTINGS, local_conf, global_conf)
+    rules = kw.get("rules")
+    if rules is not None and kw.get("response_schemas", "off") != "off":
+        if not os.path.isabs(rules) and (global_conf or {}).get("here"):
+            rules = os.path.join(global_conf["here"], rules)
+        try:
+            kw["rules"] = openapi.load(os.path.normpath(rules), responses=True)  # compiled once
+        except ConfigurationError as error:
+            raise settings.config_error("escaping", global_conf, str(error)) from None
     return layer_factory("escaping", Escaping, kw, global_conf)

@@ -1,9 +1,10 @@
 """One response on its way out of the escaping layer: decided, held (bounded), rewritten.
 
 :class:`_Response` gives the app :class:`wsgisec.held.HeldResponse` as its
-``start_response``, asks the layer (``Escaping._prepare``) whether the body is one it
-rewrites, holds it up to ``max_buffer`` and rewrites it whole (reflections neutralised,
-JSON escaped, CSV formulas defused, JSON/XML structure checked), or, past the limit,
+``start_response``, asks the layer (:func:`wsgisec.escaping.decide.prepare`) whether
+the body is one it rewrites, holds it up to ``max_buffer`` and rewrites it whole
+(reflections neutralised, JSON escaped, CSV formulas defused, JSON/XML structure and JSON
+response schemas checked: :mod:`wsgisec.escaping.json_checks`), or, past the limit,
 hands it to :func:`stream_overflow`, which streams it (sliding window, chunk by chunk).
 """
 
@@ -18,12 +19,12 @@ from ..held import HeldResponse, replaced_headers
 from ..responses import problem
 from .candidates import safe_name
 from .jsonsafe import JSONStream, escape_json
-from .reflection import Finding, Neutraliser, neutralise
-from .structure import injected, is_structural, json_problem, xml_problem
+from .reflection import Neutraliser, neutralise
+from .json_checks import UNPARSED, JSONChecks
+# The structure check's codes and refusal, importable from here as before.
+from .structure import RESPONSE_INVALID, STRUCTURE_INJECTION, Refused as _Refused, xml_problem
 
 REFLECTED_INPUT_ESCAPED = "reflected-input-escaped"
-RESPONSE_INVALID = "response-invalid"
-STRUCTURE_INJECTION = "structure-injection"
 CSV_FORMULA_NEUTRALIZED = "csv-formula-neutralized"
 
 _log = events.logger_for("escaping")
@@ -42,19 +43,11 @@ def _ascii_compatible(name) -> bool:
     return codec is not None and not codec.startswith(("utf-16", "utf-32", "utf_16", "utf_32"))
 
 
-class _Refused(Exception):
-    """Internal: the held response must not go out (kind, reason, event detail)."""
-
-    def __init__(self, kind, reason, detail):
-        super().__init__(kind)
-        self.kind, self.reason, self.detail = kind, reason, detail
-
-
-class _Response:
+class _Response(JSONChecks):
     """One response on its way out: decides, buffers (bounded) and rewrites."""
 
     __slots__ = ("layer", "environ", "held", "request_body", "kind", "charset", "stream", "passing",
-                 "found")
+                 "found", "schema")
 
     def __init__(self, layer, environ, start_response, request_body):
         self.layer = layer
@@ -64,6 +57,7 @@ class _Response:
         self.passing = False
         self.kind = None
         self.found = ()
+        self.schema = None  # the response schema this answer must meet (response_schemas)
 
     @property
     def headers(self):
@@ -90,6 +84,8 @@ class _Response:
             self.passing = True
             return held.send()
         self.kind, self.charset, self.stream = decided
+        if self.kind == "json" and self.layer.response_schemas is not None:
+            self.schema = self.layer.response_schemas.find(self.environ, status, self._mime())
         return held.write
 
     def body(self, app_iter):
@@ -123,6 +119,12 @@ class _Response:
                     break
         buffered = held.take()
         if overflow:
+            if self.schema is not None:
+                try:
+                    self._schema_failed({"check": "too-large"}, "too large to check against its schema")
+                except _Refused as refused:
+                    yield from self._refuse(refused)
+                    return
             yield from stream_overflow(self, buffered, chunks)
             return
         original = b"".join(buffered)
@@ -140,8 +142,9 @@ class _Response:
         """The new body, or ``body`` itself (the same object) when nothing changed."""
         layer, kind = self.layer, self.kind
         if kind == "json":
-            if layer.check_structure:
-                self._check_json(body)
+            value = self._check_json(body) if layer.check_structure else UNPARSED
+            if self.schema is not None:
+                self._check_schema(body, value)
             if not layer.json_escape:
                 return body
             escaped = escape_json(body)
@@ -182,25 +185,9 @@ class _Response:
         ctype = next((v for k, v in self.headers if k.lower() == "content-type"), "")
         return ctype.split(";", 1)[0].strip().lower()
 
-    def _check_json(self, body: bytes):
-        """Refuse (``_Refused``) a JSON response that does not parse, or that carries a
-        request value outside a single string token (see :mod:`.structure`)."""
-        problem = json_problem(body)
-        if problem:
-            raise _Refused(RESPONSE_INVALID, "the app's JSON response does not parse; masked",
-                           {"check": problem, "media_type": self._mime()})
-        values = self.layer.candidates(self.environ, self.request_body, rule=is_structural)
-        found = injected(body, values) if values else ()
-        if found:
-            first = found[0]
-            raise _Refused(STRUCTURE_INJECTION,
-                           "a request value changed the structure of a JSON response; refused",
-                           {"source": first.source, "parameter": safe_name(first.name),
-                            "values": len(found), "media_type": self._mime()})
-
     def _refuse(self, refused: "_Refused"):
         """Send a masked 500 instead of the held response (nothing of it went out)."""
-        incident = events.emit(self.environ, refused.kind, refused.reason, severity="error",
+        incident = events.emit(self.environ, refused.event, refused.reason, severity="error",
                                store=self.layer.store, logger=_log, detail=refused.detail)
         answer = problem(self.environ, 500, "The server could not produce a valid response.",
                          incident=incident, extra={"reason": refused.kind})
@@ -224,18 +211,6 @@ class _Response:
             match = _XML_ENCODING.match(head)
             charset = match.group(1).decode("ascii").lower() if match else None
         return charset or self.layer.default_charset or "utf-8"
-
-    def _report_json(self, body: bytes):
-        """Events for request values that sat raw in hand-built JSON (now escaped)."""
-        candidates = self.layer.candidates(self.environ, self.request_body)
-        if not candidates:
-            return
-        text = body.decode("utf-8", "replace")
-        findings = [Finding(c, "json") for c in candidates
-                    if any(ch in c.value for ch in "<>&'") and c.value in text]
-        if findings:
-            self.layer.report(self.environ, findings, "application/json")
-
 
 def stream_overflow(response, buffered, chunks):
     """A body over ``max_buffer``: HTML/XML in a sliding window, JSON escaped and CSV

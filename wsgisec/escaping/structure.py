@@ -31,7 +31,14 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml
 
-__all__ = ["json_problem", "xml_problem", "injected", "is_structural"]
+__all__ = ["json_problem", "parse_json", "xml_problem", "injected", "is_structural", "EMPTY",
+           "Refused", "RESPONSE_INVALID", "STRUCTURE_INJECTION"]
+
+RESPONSE_INVALID = "response-invalid"
+STRUCTURE_INJECTION = "structure-injection"
+
+#: What :func:`parse_json` returns for an empty body (no document: nothing to parse).
+EMPTY = object()
 
 # In valid JSON no '"' occurs outside strings, so this finds exactly the string tokens.
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -45,13 +52,18 @@ def is_structural(value: str) -> bool:
 
 def json_problem(body: bytes) -> str | None:
     """None if ``body`` is one JSON document (or empty), else a short reason."""
+    return parse_json(body)[1]
+
+
+def parse_json(body: bytes):
+    """``(value, None)`` for one JSON document (``(EMPTY, None)`` for an empty body), or
+    ``(None, "not-json")``: parsed once, for the structure and the schema checks."""
     if not body.strip():
-        return None
+        return EMPTY, None
     try:
-        json.loads(body)
+        return json.loads(body), None
     except (ValueError, RecursionError):
-        return "not-json"
-    return None
+        return None, "not-json"
 
 
 def xml_problem(text: str) -> str | None:
@@ -89,3 +101,14 @@ def injected(body: bytes, values) -> list:
                 break
             start = body.find(needle, start + 1)
     return found
+
+
+class Refused(Exception):
+    """Internal: the held response must not go out (kind: the caller's ``reason``; the
+    event's reason and detail; ``event``: the event's kind when it is not ``kind``)."""
+
+    def __init__(self, kind, reason, detail, event=None):
+        super().__init__(kind)
+        self.kind, self.reason, self.detail = kind, reason, detail
+        self.event = event or kind
+
