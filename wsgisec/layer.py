@@ -55,7 +55,7 @@ def layer_factory(name: str, layer_class, kw: dict, global_conf: dict | None):
     spanning several settings fail at start-up with the filter and the file named, never
     at the first request.
     """
-    from .store import resolve_url, with_timeout
+    from .store import resolve_url
 
     kw.setdefault("store", settings.default_store_url(global_conf))
     timeout = kw.pop("store_timeout", None)
@@ -63,7 +63,7 @@ def layer_factory(name: str, layer_class, kw: dict, global_conf: dict | None):
         if isinstance(kw["store"], str):
             kw["store"] = resolve_url(kw["store"], (global_conf or {}).get("here"))
             if timeout is not None:
-                kw["store"] = _with_timeout(with_timeout, kw["store"], timeout)
+                kw["store"] = _with_timeout(kw["store"], timeout)
         elif timeout is not None:
             raise settings.ConfigurationError("store_timeout needs a store URL (store = sqlite:///... "
                                               "or redis://...)")
@@ -73,7 +73,10 @@ def layer_factory(name: str, layer_class, kw: dict, global_conf: dict | None):
     return functools.partial(layer_class, **kw)
 
 
-def _with_timeout(with_timeout, url: str, timeout: float) -> str:
+def _with_timeout(url: str, timeout: float) -> str:
+    """``url?timeout=...``; ConfigurationError if the URL already names another timeout."""
+    from .store import with_timeout
+
     try:
         return with_timeout(url, timeout)
     except ValueError as error:  # store_timeout and the URL's ?timeout= disagree
