@@ -180,6 +180,18 @@ def store(request, tmp_path):
     backend.close()
 
 
+def init_store(config) -> None:
+    """``wsgisec store init --config CONFIG``, as an operator runs it before the first verb
+    on a new deployment (the other operator verbs never create a store)."""
+    import contextlib
+    import io
+
+    from wsgisec.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["store", "init", "--config", str(config)]) == 0
+
+
 @pytest.fixture
 def store_url(tmp_path):
     """A fresh SQLite store URL for an example pipeline."""

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, init_store
 from wsgisec.cli import main
 
 INI = pathlib.Path(__file__).parent / "ini"
@@ -197,6 +197,10 @@ def test_unusable_store_for_an_operator_verb_exits_2(tmp_path):
                    "application = json:dumps\n")
     result = run_cli("client", "list", "--config", str(ini))
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == ("wsgisec: store unavailable: sqlite store /etc/hostname/sub/x.db: no such file; "
+                             "create it with `wsgisec store init --config INI` (or start `wsgisec serve`)\n")
+    result = run_cli("store", "init", "--config", str(ini))  # the verb that may create it says why it cannot
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr == ("wsgisec: store unavailable: sqlite store /etc/hostname/sub/x.db: "
                              "cannot create /etc/hostname/sub: Not a directory\n")
 
@@ -270,6 +274,7 @@ def test_generated_ids_never_begin_with_a_dash(tmp_path):
 def test_a_request_token_id_is_revoked_without_double_dash(tmp_path, capsys):
     shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__", "var"))
     config = str(tmp_path / "examples" / "partner_api.ini")
+    init_store(config)
     assert main(["client", "create", "--config", config, "--name", "Acme", "--scope", "items:read", "--json"]) == 0
     client_id = json.loads(capsys.readouterr().out)["client_id"]
     assert main(["client", "request-token", client_id, "--config", config, "--json"]) == 0

@@ -113,3 +113,35 @@ def _required(module_name, tmp_path):
         "wsgisec.signed_requests.csrf": {"secret_keys": "a" * 43},
         "wsgisec.whitelist": {"rules": str(here.parent / "examples" / "partner_api.openapi.yaml")},
     }.get(module_name, {})
+
+
+# Store settings are declared once (settings.STORE_SETTINGS) and taken by every layer
+# whose table has a store; layer_factory writes them into the store URL.
+STORE_LAYERS = [(m, c) for m, c in LAYERS if "store" in importlib.import_module(m).SETTINGS]
+
+
+@pytest.mark.parametrize("module_name, class_name", STORE_LAYERS, ids=[c for _, c in STORE_LAYERS])
+def test_every_layer_with_a_store_takes_store_timeout(module_name, class_name, tmp_path):
+    module, layer_class = _layer(module_name, class_name)
+    local_conf = _required(module_name, tmp_path) | {"store_timeout": "400ms"}
+    layer = module.filter_factory({"here": str(tmp_path)}, **local_conf)(None)
+    assert layer.store.url == f"sqlite:///{tmp_path}/store.sqlite?timeout=0.4"
+    assert layer.settings["store"].endswith("?timeout=0.4")  # what `wsgisec check` prints
+
+
+@pytest.mark.parametrize("value, message", [
+    pytest.param("soon", "store_timeout = 'soon' is not valid; expected a timeout", id="not-a-timeout"),
+    pytest.param("90s", "at most 60s", id="too-long"),
+])
+def test_a_bad_store_timeout_is_a_configuration_error(value, message, tmp_path):
+    from wsgisec import token_auth
+
+    with pytest.raises(settings.ConfigurationError, match=message):
+        token_auth.filter_factory({}, store=f"sqlite:///{tmp_path}/s.sqlite", store_timeout=value)
+
+
+def test_store_timeout_and_a_different_url_timeout_are_refused(tmp_path):
+    from wsgisec import token_auth
+
+    with pytest.raises(settings.ConfigurationError, match="egg:wsgisec#token_auth.*keep one of them"):
+        token_auth.filter_factory({}, store=f"sqlite:///{tmp_path}/s.sqlite?timeout=1s", store_timeout="2s")

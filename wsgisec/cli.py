@@ -18,8 +18,15 @@
     Load the pipeline without serving it, print the stack outermost first with each
     layer's effective settings (secrets as ``***``), open each store the layers use
     (reachable, writable, schema current) and print its resolved path, then warnings
-    about insecure choices (in the spirit of Django's ``check --deploy``). Exit status:
+    about insecure choices (in the spirit of Django's ``check --deploy``; a Redis store that
+    keeps nothing on disk is one: a restart would reopen replay windows). Exit status:
     0 clean, 1 warned, 2 configuration error or unusable store.
+
+``wsgisec store init --config CONFIG [--pipeline main]``
+    Create the stores the pipeline names (the SQLite file with its schema). Every other
+    operator verb (``client ...``, ``token ...``, ``reports ...``, ``learn``) refuses a
+    missing store with one line naming it, rather than create an empty one; ``serve`` and
+    ``check`` still create the default SQLite store on first start.
 
 ``serve`` and ``check`` take the ini file as an argument or as ``--config``, and fall back
 to ``$WSGISEC_CONFIG`` like every other verb.
@@ -49,7 +56,7 @@ import sys
 
 from . import pipeline
 from .settings import ConfigurationError, Secret
-from .store import StoreUnavailable
+from .store import StoreUnavailable, redact_url
 
 __all__ = ["main", "CLI"]
 
@@ -58,7 +65,7 @@ EXIT_OK, EXIT_WARNED, EXIT_CONFIG = 0, 1, 2
 EXIT_NOT_FOUND = 3
 
 # Practices that contribute operator verbs, as wsgisec/<name>/cli.py modules.
-_CLI_PROVIDERS = ("token_auth", "signed_requests", "whitelist", "reports")
+_CLI_PROVIDERS = ("token_auth", "signed_requests", "whitelist", "reports", "store")
 
 # Layers the check expects in this order (outermost first) when they are present.
 _RECOMMENDED_ORDER = ("error_masker", "https", "reports", "token_auth", "signed_requests",
@@ -317,6 +324,8 @@ def _check(args) -> int:
     except StoreUnavailable as error:
         print(f"wsgisec: store unavailable: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    for url, store in stores_of(chain).items():
+        warnings.extend(f"store {redact_url(url)}: {text}" for text in getattr(store, "warnings", list)())
     names = [type(layer).wsgisec_layer for layer in chain if getattr(type(layer), "wsgisec_layer", None)]
     present = [name for name in _RECOMMENDED_ORDER if name in names]
     actual = [name for name in names if name in _RECOMMENDED_ORDER]
@@ -370,7 +379,7 @@ def main(argv=None) -> int:
     if hasattr(args, "config_argument"):
         resolve_config(cli.subparsers.choices[args.command], args)
     try:
-        return args.handler(args)
+        return _run(args)
     except ConfigurationError as error:
         print(f"wsgisec: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -378,6 +387,18 @@ def main(argv=None) -> int:
         # Fail closed, and say which store: the operator's verb did nothing.
         print(f"wsgisec: store unavailable: {error}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+def _run(args) -> int:
+    """The verb; only ``serve``, ``check`` and ``store init`` may create a missing store."""
+    from .store import no_create
+    from .store.cli import CREATING_VERBS
+
+    verb = getattr(args, f"{args.command}_command", None)
+    if (args.command, verb) in CREATING_VERBS:
+        return args.handler(args)
+    with no_create():
+        return args.handler(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

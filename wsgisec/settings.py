@@ -55,6 +55,8 @@ __all__ = [
     "secret_list",
     "optional",
     "store_url",
+    "store_timeout",
+    "STORE_SETTINGS",
     "path_prefixes",
 ]
 
@@ -244,6 +246,20 @@ def store_url(text: str) -> str:
     return url
 
 
+def store_timeout(text: str) -> float:
+    """Seconds one store call may wait: ``250ms``, ``0.5s`` or ``2`` (at most 60)."""
+    from .store import parse_timeout
+
+    return parse_timeout(text)
+
+
+#: Settings that every layer declaring ``store`` also takes, declared once here
+#: (:func:`parse` adds them; :func:`wsgisec.layer.layer_factory` applies them):
+#: ``store_timeout`` is the store's connect/read (Redis) or busy (SQLite) timeout,
+#: default 0.25s (:data:`wsgisec.store.DEFAULT_TIMEOUT`); it becomes the URL's ``?timeout=``.
+STORE_SETTINGS = {"store_timeout": (optional(store_timeout), None)}
+
+
 def path_prefixes(text: str) -> tuple[str, ...]:
     """URL path prefixes, each starting with ``/``; ``/healthz`` also covers ``/healthz/x``.
 
@@ -281,6 +297,8 @@ def parse(filter_name: str, settings: dict, local_conf: dict, global_conf: dict 
     default applies).
     """
     where = _where(filter_name, global_conf)
+    if "store" in settings:
+        settings = {**settings, **STORE_SETTINGS}
     for key in sorted(set(settings) & set(global_conf or ()) - set(local_conf) - {"store"}):
         _log.warning("%s: %s is set in [DEFAULT], which PasteDeploy keeps from every filter; "
                      "it does not apply here. Write 'get %s = %s' in the filter section, or set "

@@ -148,6 +148,15 @@ def test_store_unavailable_is_503_and_nothing_is_acknowledged():
     assert partner.json["status"] == 503 and "redis" not in partner.text.lower()
 
 
+def test_a_503_logs_the_incident_id_the_reporter_sees_with_its_cause(caplog):
+    down = RedisStore.from_url("redis://127.0.0.1:1/0")
+    app = TestApp(validated(Reports(legacy_app, store=down, anonymous_reports=True)))
+    refused = post_json(app, BROWSER, csp_report(), "application/csp-report", status=503)
+    incident = refused.headers["X-Incident-Id"]
+    assert any(incident in r.getMessage() and "ConnectionError" in r.getMessage() and r.name == "wsgisec.ops"
+               for r in caplog.records)
+
+
 # -- partner reports ------------------------------------------------------------------
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import EXAMPLES, validated
+from conftest import EXAMPLES, init_store, validated
 from reports_support import post_json
 from wsgisec import pipeline
 from wsgisec.cli import main
@@ -27,6 +27,7 @@ def ini(tmp_path):
     """A copy of the examples folder (the ini names files beside it), with its own store."""
     copy = tmp_path / "examples"
     shutil.copytree(EXAMPLES, copy, ignore=shutil.ignore_patterns("var", "__pycache__", "*.sqlite*"))
+    init_store(copy / "partner_api.ini")
     return str(copy / "partner_api.ini")
 
 

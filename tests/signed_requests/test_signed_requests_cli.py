@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from conftest import init_store
 from wsgisec import pipeline
 from wsgisec.cli import main
 from wsgisec.signed_requests import SIGNING_KEYS, SignedRequests
@@ -27,6 +28,7 @@ def config(tmp_path, monkeypatch):
     shutil.copy(INI / "signed_requests_flask.ini", path)
     shutil.copy(INI / "wsgisec_test_apps.py", tmp_path / "wsgisec_test_apps.py")
     (tmp_path / "var").mkdir()
+    init_store(path)
     return str(path)
 
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 from webtest import TestApp
 
-from conftest import EXAMPLES, ROOT, validated
+from conftest import EXAMPLES, ROOT, init_store, validated
 from wsgisec import pipeline
 from wsgisec.cli import main
 from wsgisec.token_auth.clients import CLIENTS
@@ -30,6 +30,7 @@ def ini(tmp_path):
     """A copy of the examples folder (the ini names files beside it), with its own store."""
     copy = tmp_path / "examples"
     shutil.copytree(EXAMPLES, copy, ignore=shutil.ignore_patterns("var", "__pycache__", "*.sqlite*"))
+    init_store(copy / "partner_api.ini")
     return str(copy / "partner_api.ini")
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from webtest import TestApp
 
-from conftest import validated
+from conftest import init_store, validated
 from test_whitelist_example import ATTACKS, TRAFFIC, request
 from wsgisec import cli, pipeline
 from wsgisec.whitelist.learning import NAMESPACE, Learner, infer_document
@@ -33,6 +33,7 @@ def run_cli(*argv):
 def learn_ini(tmp_path):
     # A copy, so %(here)s (and the store beside it) is the test's own directory.
     shutil.copy(INI / "whitelist_learn.ini", tmp_path / "whitelist_learn.ini")
+    init_store(tmp_path / "whitelist_learn.ini")
     return tmp_path / "whitelist_learn.ini"
 
 

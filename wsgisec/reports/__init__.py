@@ -118,7 +118,7 @@ from .. import events, pipeline, settings
 from ..layer import Layer, layer_factory
 from ..responses import fixed, problem
 from ..settings import ConfigurationError
-from ..store import StoreUnavailable, coerce as coerce_store
+from ..store import StoreUnavailable, coerce as coerce_store, log_unavailable
 from . import securitytxt
 from .dashboard import DashboardAccess
 from .alerts import AlertWatcher, Webhook, install as install_alerts, rules as alert_rules
@@ -357,8 +357,8 @@ class Reports(Intake, DashboardAccess, Layer):
         try:
             return handler(environ, start_response)
         except StoreUnavailable as error:
-            events.ops_log.error("reports: store unavailable: %s", type(error).__name__)
-            return problem(environ, 503, "Reports cannot be accepted right now; please retry.",
+            incident = log_unavailable(environ, "reports", error)
+            return problem(environ, 503, "Reports cannot be accepted right now; please retry.", incident=incident,
                            headers=[("Retry-After", "5")])(environ, start_response)
 
     def _with_endpoints(self, start_response):

@@ -52,7 +52,8 @@ def _store(args):
 
 
 def _unavailable(error) -> int:
-    return fail(f"the store cannot be read: {type(error).__name__}", EXIT_CONFIG)
+    # A StoreUnavailable names the file or the URL (password hidden), never a secret.
+    return fail(f"the store cannot be read: {error}", EXIT_CONFIG)
 
 
 def _list(args) -> int:

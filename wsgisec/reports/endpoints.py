@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import events
 from ..responses import fixed, json_response, problem
-from ..store import StoreUnavailable
+from ..store import StoreUnavailable, log_unavailable
 from ..wsgi import BodyTooLarge, read_body
 from . import intake, timeline
 
@@ -141,8 +141,8 @@ class Intake:
         try:
             return self._partner_report(environ, start_response)
         except StoreUnavailable as error:  # raised inside the authentication copies' app
-            events.ops_log.error("reports: store unavailable: %s", type(error).__name__)
-            return problem(environ, 503, "Reports cannot be accepted right now; please retry.",
+            incident = log_unavailable(environ, "reports", error)
+            return problem(environ, 503, "Reports cannot be accepted right now; please retry.", incident=incident,
                            headers=[("Retry-After", "5")])(environ, start_response)
 
     def _partner_report(self, environ, start_response):

@@ -39,6 +39,11 @@ Backends, selected by :func:`open_store`:
   Without the ``redis`` package such a URL is a ConfigurationError when the pipeline is
   loaded, naming ``wsgisec[redis]``, not a failure at the first request.
 
+Both take ``?timeout=`` (``250ms``, ``0.5s``, ``2``; default :data:`DEFAULT_TIMEOUT`,
+0.25 s): the Redis connect and read timeout, the SQLite busy timeout. A layer's
+``store_timeout`` setting lands here (:func:`with_timeout`). A frozen store thus costs a
+request at most that long, never the server's thread for seconds.
+
 Failures to reach the backend raise :class:`StoreUnavailable`, opening it included (a
 missing or unwritable directory, a file that is not a database); callers that make a
 security decision treat it as a refusal (503), never as a pass. :meth:`Store.check`
@@ -47,20 +52,86 @@ current schema.
 
 :func:`open_store` keeps one store object per URL per process, opened lazily, so several
 layers naming the same URL share one connection pool, and a pool is never shared across
-a ``fork()``.
+a ``fork()``. It hands out the backend inside a :class:`~wsgisec.store.guard.GuardedStore`:
+a circuit breaker (after repeated failures every call fails at once, then one probe) and
+a bounded spool for security events the store could not take (written when it returns).
+
+Creating a store: the first open of a missing SQLite file creates it, except where
+:func:`no_create` is in force (the operator's CLI verbs: ``wsgisec client ...`` must not
+answer "no such client" from a fresh empty file that replaced a deleted one; ``wsgisec
+store init`` creates it explicitly).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import re
 import threading
+import urllib.parse
 from typing import Iterable, Iterator
 
-__all__ = ["Store", "StoreUnavailable", "open_store", "resolve_url", "coerce"]
+__all__ = ["Store", "StoreUnavailable", "open_store", "resolve_url", "coerce", "DEFAULT_TIMEOUT",
+           "parse_timeout", "with_timeout", "no_create", "log_unavailable"]
+
+#: Seconds a store call may wait: Redis connect/read timeout, SQLite busy timeout. Well
+#: under a second, so a stalled store turns into prompt 503s, not a stalled server.
+DEFAULT_TIMEOUT = 0.25
 
 
 class StoreUnavailable(Exception):
     """The store could not be reached or answered with an error: fail closed."""
+
+
+_TIMEOUT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
+
+
+def parse_timeout(text: str) -> float:
+    """Seconds, written ``250ms``, ``0.5s`` or ``2`` (more than 0, at most 60)."""
+    match = _TIMEOUT.match(str(text))
+    if not match:
+        raise ValueError("a timeout; write 250ms, 0.5s or 2s")
+    seconds = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+    if not 0 < seconds <= 60:
+        raise ValueError("a timeout above 0 and at most 60s; write 250ms, 0.5s or 2s")
+    return seconds
+
+
+def url_options(url: str) -> tuple[str, dict[str, str]]:
+    """``(url without its query, {option: value})`` for ``...?timeout=1s&prefix=x:``."""
+    base, sep, query = url.partition("?")
+    return base, dict(urllib.parse.parse_qsl(query, keep_blank_values=True)) if sep else {}
+
+
+def with_timeout(url: str, timeout: float) -> str:
+    """``url`` with ``?timeout=`` set (a layer's ``store_timeout``); ValueError if the URL
+    already names a different one (two answers to one question)."""
+    base, options = url_options(url)
+    if "timeout" in options and parse_timeout(options["timeout"]) != timeout:
+        raise ValueError(f"store_timeout = {timeout:g}s but the store URL says timeout={options['timeout']}; "
+                         "keep one of them")
+    options["timeout"] = f"{timeout:g}"
+    return base + "?" + urllib.parse.urlencode(options, safe=":/")
+
+
+_create_missing: contextvars.ContextVar[bool] = contextvars.ContextVar("wsgisec_store_create", default=True)
+
+
+@contextlib.contextmanager
+def no_create():
+    """Within this block (in this thread), opening a missing SQLite store fails instead
+    of creating an empty one: the operator's verbs run so (see ``wsgisec store init``)."""
+    token = _create_missing.set(False)
+    try:
+        yield
+    finally:
+        _create_missing.reset(token)
+
+
+def may_create() -> bool:
+    """False inside :func:`no_create`."""
+    return _create_missing.get()
 
 
 class Store:
@@ -121,6 +192,10 @@ class Store:
     def close(self) -> None:
         pass
 
+    def warnings(self) -> list[str]:
+        """Risky choices in the backend's own configuration, for ``wsgisec check``."""
+        return []
+
     def __repr__(self):
         return f"<{type(self).__name__} {redact_url(self.url)}>"
 
@@ -147,6 +222,16 @@ class Store:
     def purge_events(self, before: float) -> int:
         """Drop events older than ``before`` (Unix seconds): retention. Returns a count."""
         return 0
+
+
+def log_unavailable(environ: dict, layer: str, error: Exception) -> str:
+    """Log a 503 the store caused, with the incident id the caller is shown and the cause
+    (a StoreUnavailable names a file or a redacted URL, never a secret); returns the id."""
+    from ..events import incident_id, ops_log
+
+    incident = incident_id(environ)
+    ops_log.error("%s: store unavailable, answered 503 (incident %s): %s", layer, incident, error)
+    return incident
 
 
 def redact_url(url: str) -> str:
@@ -189,10 +274,22 @@ def resolve_url(url: str, here: str | None = None) -> str:
     """
     from ..settings import ConfigurationError
 
+    base, options = url_options(url)
+    if "timeout" in options:
+        try:
+            parse_timeout(options["timeout"])
+        except ValueError as error:
+            raise ConfigurationError(f"store {redact_url(url)}: timeout={options['timeout']} is not "
+                                     f"valid; expected {error}") from None
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
+        unknown = sorted(set(options) - {"timeout"})
+        if unknown:
+            raise ConfigurationError(f"store {redact_url(url)}: unknown option {', '.join(unknown)}; "
+                                     "an sqlite URL takes ?timeout= only")
+        path = base[len("sqlite:///"):]
         if path and path != ":memory:" and not os.path.isabs(path) and here:
-            return "sqlite:///" + os.path.normpath(os.path.join(here, path))
+            query = url[len(base):]
+            return "sqlite:///" + os.path.normpath(os.path.join(here, path)) + query
         return url
     if url.startswith(REDIS_SCHEMES):
         try:
@@ -204,6 +301,13 @@ def resolve_url(url: str, here: str | None = None) -> str:
 
 
 def _create(url: str) -> Store:
+    from .guard import GuardedStore
+
+    return GuardedStore(open_backend(url))
+
+
+def open_backend(url: str) -> Store:
+    """The bare backend for ``url`` (no breaker, no spool, not shared): for tools and tests."""
     if url.startswith("sqlite:///"):
         from .sqlite import SQLiteStore
 

@@ -1,7 +1,10 @@
 """The multi-host store: Redis, with its own expiry and atomic commands.
 
 ``redis://host:6379/0`` (``rediss://`` for TLS; ``?prefix=app1:`` keeps several
-deployments apart in one database; the default prefix is ``wsgisec:``).
+deployments apart in one database; the default prefix is ``wsgisec:``; ``?timeout=250ms``
+is the connect and read timeout, default :data:`~wsgisec.store.DEFAULT_TIMEOUT`, with no
+retry: a frozen server costs one call that long, and the circuit breaker of
+:mod:`wsgisec.store.guard` then stops asking it).
 
 Layout, under the prefix:
 
@@ -22,7 +25,10 @@ import urllib.parse
 
 import redis
 
-from . import Store, StoreUnavailable, redact_url
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from . import DEFAULT_TIMEOUT, Store, StoreUnavailable, parse_timeout, redact_url
 
 # Enough history for the report collector; older events are trimmed by Redis.
 EVENTS_MAXLEN = 100_000
@@ -45,9 +51,12 @@ class RedisStore(Store):
         parts = urllib.parse.urlsplit(url)
         query = urllib.parse.parse_qs(parts.query)
         prefix = query.pop("prefix", ["wsgisec:"])[0]
+        timeout = parse_timeout(query.pop("timeout")[0]) if "timeout" in query else DEFAULT_TIMEOUT
         clean = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, doseq=True)))
-        client = redis.Redis.from_url(clean, socket_timeout=2.0, socket_connect_timeout=2.0,
-                                      health_check_interval=30)
+        # No retry: a retried timeout doubles the wait of every request on a frozen server.
+        client = redis.Redis.from_url(clean, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                      health_check_interval=30, retry=Retry(NoBackoff(), 0),
+                                      retry_on_timeout=False)
         return cls(client, url=url, prefix=prefix)
 
     def _k(self, ns, key):
@@ -176,6 +185,29 @@ class RedisStore(Store):
 
     def close(self):
         self.client.close()
+
+    def warnings(self) -> list[str]:
+        """Warn when Redis would forget what replay protection and revocation rely on.
+
+        Used nonces, revoked tokens and disabled clients live here: a Redis that keeps
+        nothing on disk forgets them on restart, and one restored from an older RDB
+        snapshot forgets the latest, so a captured signed request could be accepted once
+        more. Append-only persistence (``appendonly yes``) keeps every acknowledged write.
+        """
+        try:
+            appendonly = self.client.config_get("appendonly").get("appendonly")
+            save = self.client.config_get("save").get("save")
+        except redis.RedisError as error:  # managed services often refuse CONFIG
+            return [f"could not read its persistence settings (CONFIG GET: {type(error).__name__}); "
+                    "make sure it runs with appendonly yes, or a restart can reopen replay windows"]
+        if appendonly == "yes":
+            return []
+        if not save:
+            return ["keeps nothing on disk (appendonly no, save \"\"): a restart forgets used nonces, "
+                    "revocations and clients, so a replayed signed request could be accepted again; "
+                    "set appendonly yes"]
+        return [f"keeps only RDB snapshots (save {save!r}, appendonly no): a restore from a snapshot "
+                "forgets the nonces and revocations written since; set appendonly yes"]
 
     # -- bounded event growth (additive; see Store.record_event_aggregated) ---------
     #

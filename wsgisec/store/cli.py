@@ -1,0 +1,58 @@
+"""``wsgisec store init``: create the stores a pipeline names, explicitly.
+
+    wsgisec store init --config partner_api.ini [--pipeline main]
+
+The operator's other verbs (``wsgisec client ...``, ``token ...``, ``reports ...``,
+``learn``) never create a store: run against a store file that was deleted or a path
+with a typo, an empty new file would answer "no such client" and the operator could not
+revoke a live one. They fail with one line naming the file and this verb instead.
+``wsgisec serve`` (and ``wsgisec check``) still create the default SQLite store on first
+start, so the README quick start works as written.
+
+Prints one line per store: ``created PATH``, ``PATH: exists, schema current`` or, for
+Redis, ``URL: reachable, writable``. Exit status 0, or 2 if a store is unusable.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["register", "CREATING_VERBS"]
+
+#: ``(command, verb)`` pairs that may create a missing store; every other verb runs
+#: inside :func:`wsgisec.store.no_create`.
+CREATING_VERBS = {("serve", None), ("check", None), ("store", "init")}
+
+
+def _init(args) -> int:
+    from .. import cli, pipeline
+    from . import StoreUnavailable, url_options
+
+    try:
+        chain = pipeline.layers(cli.load_stack(args))
+    except cli.ConfigurationError as error:
+        return cli.fail(f"configuration error: {error}", cli.EXIT_CONFIG)
+    stores = cli.stores_of(chain)
+    if not stores:
+        return cli.fail(f"{args.config}: no layer of [pipeline:{args.pipeline}] uses a store", cli.EXIT_CONFIG)
+    for url, store in stores.items():
+        base = url_options(url)[0]
+        path = base[len("sqlite:///"):] if base.startswith("sqlite:///") else None
+        existed = path is not None and os.path.exists(path)
+        try:
+            where = store.check()  # opening it creates a missing SQLite file with the schema
+        except StoreUnavailable as error:
+            return cli.fail(f"store unavailable: {error}", cli.EXIT_CONFIG)
+        if path is None:
+            print(f"{where}: reachable, writable")
+        elif existed:
+            print(f"{where}: exists, schema current")
+        else:
+            print(f"created {where}")
+    return cli.EXIT_OK
+
+
+def register(cli) -> None:
+    parser = cli.command("store", "init", "create the stores the pipeline names (SQLite file and schema)",
+                         _init, group_help="the layers' shared store")
+    cli.add_config_argument(parser)
