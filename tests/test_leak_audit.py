@@ -35,7 +35,7 @@ import sqlite3
 import pytest
 import requests
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, init_store
 from wsgisec import cli, pipeline
 from wsgisec.partner import sign_headers
 
@@ -118,6 +118,7 @@ class Audit:
 def audit(tmp_path, wsgi_server):
     directory = tmp_path / "examples"
     shutil.copytree(EXAMPLES, directory, ignore=shutil.ignore_patterns("var", "__pycache__"))
+    init_store(directory / "partner_api.ini")  # as an operator does first; verbs never create one
     capture = Capture()
     root = logging.getLogger()
     level = root.level
