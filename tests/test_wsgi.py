@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from wsgisec.wsgi import (BodyTooLarge, ClosingIterator, has_body, has_content, read_body, remove_headers,
+from wsgisec.wsgi import (BodyTooLarge, ClosingIterator, content_length, has_body, has_content, read_body, remove_headers,
                           replace_body, set_header)
 
 
@@ -67,11 +67,18 @@ def test_read_body_limits_chunked_bodies_while_reading():
     assert read_body(environ(b"x" * 5, length=False, chunked=True), 10) == b"x" * 5
 
 
-@pytest.mark.parametrize("length", ["abc", "-1"])
+@pytest.mark.parametrize("length", ["abc", "-1", "+5", "1_0", "5 5", "\u00b2", "\u0665", "0x10"])
 def test_read_body_refuses_invalid_content_length(length):
+    """RFC 9110 §8.6 ``1*DIGIT`` only: int() would take a sign, ``_``, Unicode digits."""
     env = {"wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": length}
     with pytest.raises(ValueError):
         read_body(env, 10)
+
+
+@pytest.mark.parametrize("length, expected", [(None, None), ("", None), (" 12 ", 12), ("0", 0), ("007", 7)])
+def test_content_length_reads_the_header_as_digits(length, expected):
+    env = {} if length is None else {"CONTENT_LENGTH": length}
+    assert content_length(env) == expected
 
 
 class _ReadOnce(io.BytesIO):

@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from . import events
 from .store import StoreUnavailable
-from .wsgi import BodyTooLarge, has_body, read_body
+from .wsgi import BodyTooLarge, content_length, has_body, read_body
 
 __all__ = ["TOKENS", "SIGNING_KEYS", "REQUEST_TOKENS", "CLIENTS", "CLIENT_CREDENTIALS", "new_token", "new_id",
            "digest", "bearer_token", "revoke_token", "family_tag", "valid_client_id", "exposed_credentials",
@@ -250,8 +250,11 @@ def _body(found: Exposure, environ: dict):
         return
     # Only a body whose Content-Length fits is read: a request on an exempt or public path
     # may still pass on, and a chunked body cut at the limit would reach the app truncated.
-    length = (environ.get("CONTENT_LENGTH") or "").strip()
-    if not length.isdigit() or int(length) > MAX_SCANNED_BODY:
+    try:
+        length = content_length(environ)
+    except ValueError:
+        length = None
+    if length is None or length > MAX_SCANNED_BODY:
         found.body_scanned = False  # refused all the same if it carries other credentials
         return
     try:

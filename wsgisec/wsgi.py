@@ -66,6 +66,21 @@ class BodyTooLarge(Exception):
 BODY_CACHE = "wsgisec.body"
 
 
+def content_length(environ: dict) -> int | None:
+    """The request's ``Content-Length``, or ``None`` when it has none.
+
+    RFC 9110 §8.6: ``1*DIGIT``. Anything else (a sign, a space or ``_`` inside, a
+    non-ASCII digit, all of which ``int()`` would take) raises ``ValueError``: a length
+    two parsers could read differently is refused, never guessed.
+    """
+    text = (environ.get("CONTENT_LENGTH") or "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError("invalid Content-Length")
+    return int(text)
+
+
 def has_body(environ: dict) -> bool:
     """Whether the request may carry a body (RFC 9112 §6.3), without reading it.
 
@@ -114,15 +129,9 @@ def read_body(environ: dict, limit: int) -> bytes:
             raise BodyTooLarge(len(body))
         cached[1].seek(0)
         return body
-    length_text = (environ.get("CONTENT_LENGTH") or "").strip()
+    length = content_length(environ)
     stream = environ["wsgi.input"]
-    if length_text:
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise ValueError("invalid Content-Length") from None
-        if length < 0:
-            raise ValueError("invalid Content-Length")
+    if length is not None:
         if length > limit:
             raise BodyTooLarge(length)
         body = stream.read(length) if length else b""

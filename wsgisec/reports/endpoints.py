@@ -12,7 +12,7 @@ from __future__ import annotations
 from .. import events
 from ..responses import fixed, json_response, problem
 from ..store import StoreUnavailable, log_unavailable
-from ..wsgi import BodyTooLarge, read_body
+from ..wsgi import BodyTooLarge, content_length, read_body
 from . import intake, timeline
 
 __all__ = ["Intake"]
@@ -49,8 +49,11 @@ class Intake:
         """A refusal app for a request refused from its headers alone, or None."""
         if environ.get("REQUEST_METHOD") != "POST":
             return problem(environ, 405, "Reports are sent with POST.", headers=[("Allow", "POST")])
-        length = (environ.get("CONTENT_LENGTH") or "").strip()
-        if length.isdigit() and int(length) > self.max_report_size:
+        try:
+            length = content_length(environ)
+        except ValueError:
+            return problem(environ, 400, "The Content-Length is not valid.")
+        if length is not None and length > self.max_report_size:
             return self._refuse(environ, 413, "The report is too large.", REPORT_TOO_LARGE)
         if _media_type(environ) not in media_types:
             return problem(environ, 415, "Reports are sent as " + " or ".join(media_types) + ".")

@@ -19,7 +19,7 @@ import fastjsonschema
 
 from .. import multipart, openapi
 from ..openapi import Invalid, coerce, describe, resolve, schema_types
-from ..wsgi import BodyTooLarge, has_body, read_body
+from ..wsgi import BodyTooLarge, content_length, has_body, read_body
 from . import text_policy
 from .refusals import (INPUT_ATTACK, INPUT_INVALID, INPUT_TOO_LARGE, MEDIA_TYPE_UNDECLARED, XML_UNSAFE, Refusal,
                        _join, _shown)
@@ -85,18 +85,11 @@ class BodyChecks:
             raise Refusal(400, INPUT_INVALID, "request body", None, "has an invalid Content-Length") from None
 
     def _check_body(self, environ, operation, definitions, rewrites):
-        length_text = environ.get("CONTENT_LENGTH") or ""
-        if length_text:
-            try:
-                length = int(length_text)
-            except ValueError:
-                raise Refusal(400, INPUT_INVALID, "request body", None, "has an invalid Content-Length") from None
-            if length < 0:
-                raise Refusal(400, INPUT_INVALID, "request body", None, "has an invalid Content-Length")
-            maybe = length > 0
-        else:
-            length = None
-            maybe = has_body(environ)
+        try:
+            length = content_length(environ)
+        except ValueError:
+            raise Refusal(400, INPUT_INVALID, "request body", None, "has an invalid Content-Length") from None
+        maybe = length > 0 if length is not None else has_body(environ)
         if not maybe:
             if operation.body_required:
                 raise Refusal(400, INPUT_INVALID, "request body", None, "is required")
