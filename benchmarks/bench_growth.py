@@ -11,7 +11,7 @@ bounded memory on a large download. Measured in one run, one process:
    each reflected once near the end of a page of ``S`` bytes;
 3. **page size** (escaping's sliding window and the CSRF form-token window): a page of
    ``S`` bytes streamed in 64 KB chunks with a form and a reflected value at its end;
-4. **memory**: a 100 MB ``application/octet-stream`` download streamed through the six
+4. **memory**: a 100 MB ``application/octet-stream`` download streamed through the flagship
    layers (the legacy app replaced by a generator behind them): RSS growth.
 
 Columns: the best-of-rounds time and ns per input byte (or per byte x value); a linear
@@ -32,14 +32,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "examples")
 sys.path[:0] = [HERE, EXAMPLES]
 
-from bench_stack import PROXY, signed_pool  # noqa: E402
+from bench_stack import PROXY, flagship, signed_pool  # noqa: E402
 from harness import _call, environ_for  # noqa: E402
 
-from wsgisec import pipeline  # noqa: E402
 from wsgisec.escaping import Escaping  # noqa: E402
-from wsgisec.signed_requests import SignedRequests  # noqa: E402
 from wsgisec.signed_requests.csrf import BrowserCSRF  # noqa: E402
-from wsgisec.token_auth import TokenAuth  # noqa: E402
 
 KB = 1024
 CHUNK = 64 * KB
@@ -54,19 +51,6 @@ def best_of(call, rounds: int = 5, number: int = 1) -> float:
             call()
         best = min(best, (time.perf_counter() - start) / number)
     return best
-
-
-def flagship(directory):
-    store = "sqlite:///" + os.path.join(directory, "wsgisec.sqlite")
-    stack = pipeline.load(os.path.join(EXAMPLES, "partner_api.ini"), global_conf={"wsgisec_store": store})
-    token_auth = pipeline.find_layer(stack, TokenAuth)
-    signed = pipeline.find_layer(stack, SignedRequests)
-    client, _secret = token_auth.registry.create("bench", scopes=["items:read", "items:write"])
-    key = signed.issue_signing_key(client["id"])
-    credentials = {"access_token": token_auth.issue_token(client["id"])["access_token"],
-                   "request_token": signed.issue_request_token(client["id"])[0],
-                   "keyid": key["keyid"], "key": key["key"]}
-    return stack, credentials
 
 
 def body_size(stack, credentials):
@@ -143,7 +127,7 @@ def rss_kb():
 
 
 def download_memory(stack, credentials):
-    print("\n## 4. memory: a 100 MB download streamed through the six layers")
+    print("\n## 4. memory: a 100 MB download streamed through the flagship stack")
     innermost = stack
     while hasattr(getattr(innermost, "app", None), "__call__") and not hasattr(innermost, "url_map"):
         parent, innermost = innermost, innermost.app

@@ -50,9 +50,9 @@ def signed_pool(credentials, method, path, body, size=POOL):
     return pool
 
 
-def main():
-    logging.disable(logging.CRITICAL)  # refusals log events; not what is measured
-    directory = tempfile.mkdtemp(prefix="wsgisec-bench-")
+def flagship(directory):
+    """The flagship stack on an SQLite store in ``directory``, and a partner's credentials
+    (access token, request token, signing key) for a client with both item scopes."""
     store = "sqlite:///" + os.path.join(directory, "wsgisec.sqlite")
     stack = pipeline.load(os.path.join(EXAMPLES, "partner_api.ini"), global_conf={"wsgisec_store": store})
     token_auth = pipeline.find_layer(stack, TokenAuth)
@@ -62,6 +62,12 @@ def main():
     credentials = {"access_token": token_auth.issue_token(client["id"])["access_token"],
                    "request_token": signed.issue_request_token(client["id"])[0],
                    "keyid": key["keyid"], "key": key["key"]}
+    return stack, credentials
+
+
+def main():
+    logging.disable(logging.CRITICAL)  # refusals log events; not what is measured
+    stack, credentials = flagship(tempfile.mkdtemp(prefix="wsgisec-bench-"))
     print(f"signing {2 * POOL} requests ...", file=sys.stderr)
     get_pool = signed_pool(credentials, "GET", "/api/items?q=Wid", b"")
     post_pool = signed_pool(credentials, "POST", "/api/items", POST_BODY)
