@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 
 import redis
+from redis.commands.core import Script
 
 from . import Store, StoreUnavailable, redact_url
 from . import redis_scripts
@@ -51,8 +52,9 @@ class RedisStore(RedisEvents, Store):
         self.url = url
         self.prefix = prefix
         self.hash_tags = hash_tags
-        # Texts as bytes: a Script then needs nothing of the client (no connection) to be made.
-        self._scripts = {name: client.register_script(getattr(redis_scripts, name).encode())
+        # Texts as bytes: a Script then needs nothing of the client (no connection, no
+        # Cluster slot map) until it is first run, inside a store call.
+        self._scripts = {name: Script(client, getattr(redis_scripts, name).encode())
                          for name in ("PUT", "COMPARE_AND_SET", "DELETE_TAGGED", "INCR", "COUNT_REPEAT")}
 
     @classmethod

@@ -134,19 +134,23 @@ def connect(url: str) -> tuple[object, str, bool]:
 
 
 class _Lazy:
-    """A client made at its first use: ``RedisCluster()`` asks a node for the slot map as
+    """A client made at its first call: ``RedisCluster()`` asks a node for the slot map as
     it is made, which must happen in the worker that uses it (after any fork) and inside
-    a store call (so a cluster that is down is a StoreUnavailable, not a crash)."""
+    a store call (so a cluster that is down is a StoreUnavailable, not a crash). Only its
+    methods are reached through it."""
 
     def __init__(self, make):
         self._make, self._client, self._lock = make, None, threading.Lock()
 
-    def __getattr__(self, name):
+    def _made(self):
         if self._client is None:
             with self._lock:
                 if self._client is None:
                     self._client = self._make()
-        return getattr(self._client, name)
+        return self._client
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: getattr(self._made(), name)(*args, **kwargs)
 
     def close(self):
         if self._client is not None:
