@@ -52,10 +52,11 @@ def drop_prefix(url: str, prefix: str) -> None:
     backend.close()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def shared_url(request, tmp_path):
     """A store URL that several processes open (each its own pool): an SQLite file, or
-    the test Redis under a prefix of this test's own (deleted afterwards)."""
+    the test Redis or the local Cluster (``store_servers.redis_cluster``, which the test
+    module imports) under a prefix of this test's own (deleted afterwards)."""
     if request.param == "sqlite":
         url = "sqlite:///" + str(tmp_path / "shared.sqlite")
         from wsgisec.store import open_backend
@@ -63,9 +64,12 @@ def shared_url(request, tmp_path):
         open_backend(url).close()  # create the schema once, as `wsgisec store init` does
         yield url
         return
-    reason = redis_available()
-    if reason:
-        pytest.skip(f"needs a real Redis server: {reason}")
-    url, prefix = redis_prefix_url()
+    if request.param == "redis-cluster":
+        url, prefix = redis_prefix_url(request.getfixturevalue("redis_cluster"))
+    else:
+        reason = redis_available()
+        if reason:
+            pytest.skip(f"needs a real Redis server: {reason}")
+        url, prefix = redis_prefix_url()
     yield url
     drop_prefix(url, prefix)

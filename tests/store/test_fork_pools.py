@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from racing import race, shared_url  # noqa: F401 - a fixture
+from store_servers import redis_cluster  # noqa: F401 - a fixture
 from wsgisec.store import LazyStore, open_store
 
 

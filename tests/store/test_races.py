@@ -14,6 +14,7 @@ import time
 from webtest import TestApp
 
 from racing import race, shared_url  # noqa: F401 - a fixture
+from store_servers import redis_cluster  # noqa: F401 - a fixture
 from wsgisec.store import open_store
 from wsgisec.token_auth import TokenAuth
 
