@@ -5,6 +5,7 @@ partner of the flagship stack (signed, with a bearer token)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -118,13 +119,12 @@ def _stop(processes):
         process.wait(10)
 
 
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory):
-    """``redis+cluster://`` URL of three masters (no replicas) on loopback ports."""
-    if REDIS_SERVER is None or REDIS_CLI is None:
-        pytest.skip("needs the redis-server and redis-cli binaries (apt-get install redis-server)")
-    redis = pytest.importorskip("redis")
-    directory = tmp_path_factory.mktemp("redis-cluster")
+@contextlib.contextmanager
+def cluster(directory):
+    """A Redis Cluster of three masters (no replicas) on loopback ports, in ``directory``:
+    yields its ``redis+cluster://`` URL (also used by benchmarks/bench_store_backends.py)."""
+    import redis
+
     ports = [_cluster_port() for _ in range(3)]
     processes = _servers(directory, [[REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
                                       "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -143,28 +143,46 @@ def redis_cluster(tmp_path_factory):
         _stop(processes)
 
 
-@pytest.fixture(scope="session")
-def redis_sentinel(tmp_path_factory):
-    """``redis+sentinel://`` URL of one Sentinel watching one master (service ``mymaster``)."""
-    if REDIS_SERVER is None:
-        pytest.skip("needs the redis-server binary (apt-get install redis-server)")
-    redis = pytest.importorskip("redis")
-    directory = tmp_path_factory.mktemp("redis-sentinel")
-    master, sentinel = _free_port(), _free_port()
+@contextlib.contextmanager
+def sentinel(directory):
+    """One Sentinel watching one master (service ``mymaster``), in ``directory``: yields
+    its ``redis+sentinel://`` URL."""
+    import redis
+
+    master, port = _free_port(), _free_port()
     config = directory / "sentinel.conf"  # Sentinel rewrites its own configuration file
-    config.write_text(f"port {sentinel}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master} 1\n"
+    config.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master} 1\n"
                       "sentinel down-after-milliseconds mymaster 5000\n")
     processes = _servers(directory, [[REDIS_SERVER, "--port", str(master), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no"],
                                      [REDIS_SERVER, str(config), "--sentinel"]])
     try:
         _wait(redis.Redis(port=master, socket_connect_timeout=0.2).ping, "the Sentinel's master")
-        probe = redis.Redis(port=sentinel, socket_connect_timeout=0.2)
+        probe = redis.Redis(port=port, socket_connect_timeout=0.2)
         _wait(lambda: probe.execute_command("SENTINEL", "get-master-addr-by-name", "mymaster"), "the Sentinel")
-        yield f"redis+sentinel://127.0.0.1:{sentinel}/mymaster/0"
+        yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
     finally:
         _stop(processes)
 
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """``redis+cluster://`` URL of a local Cluster, once per session (skips without the binaries)."""
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        pytest.skip("needs the redis-server and redis-cli binaries (apt-get install redis-server)")
+    pytest.importorskip("redis")
+    with cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory):
+    """``redis+sentinel://`` URL of a local Sentinel, once per session (skips without redis-server)."""
+    if REDIS_SERVER is None:
+        pytest.skip("needs the redis-server binary (apt-get install redis-server)")
+    pytest.importorskip("redis")
+    with sentinel(tmp_path_factory.mktemp("redis-sentinel")) as url:
+        yield url
 
 @pytest.fixture(params=["sqlite", "redis", "redis-cluster", "redis-sentinel"])
 def every_store(request, tmp_path):
