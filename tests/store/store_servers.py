@@ -184,7 +184,7 @@ def redis_sentinel(tmp_path_factory):
     with sentinel(tmp_path_factory.mktemp("redis-sentinel")) as url:
         yield url
 
-@pytest.fixture(params=["sqlite", "redis", "redis-cluster", "redis-sentinel"])
+@pytest.fixture(name="store", params=["sqlite", "redis", "redis-cluster", "redis-sentinel"])
 def every_store(request, tmp_path):
     if request.param == "sqlite":
         from wsgisec.store.sqlite import SQLiteStore
