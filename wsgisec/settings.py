@@ -239,9 +239,12 @@ secret_list.secret = True
 
 
 def store_url(text: str) -> str:
-    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``redis://host:port/db``."""
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``redis://host:port/db``,
+    ``redis+sentinel://...`` or ``redis+cluster://...``."""
+    from .store import REDIS_SCHEMES  # redis+sentinel://, redis+cluster://... (wsgisec.store.redis_connect)
+
     url = text.strip()
-    if not (url.startswith("sqlite:///") or url.startswith(("redis://", "rediss://", "unix://"))):
+    if not (url.startswith("sqlite:///") or url.startswith(REDIS_SCHEMES)):
         raise ValueError("a store URL: sqlite:////absolute/path.sqlite or redis://host:6379/0")
     return url
 

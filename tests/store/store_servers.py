@@ -1,8 +1,11 @@
-"""What the store's fault tests share: a redis-server of the test's own (a fixture to
-import), and a partner of the flagship stack (signed, with a bearer token)."""
+"""What the store's tests share: a redis-server of the test's own, a local Redis Cluster
+and a Sentinel (session fixtures, where the binaries are installed), ``every_store`` (the
+suite's ``store`` over SQLite, the test Redis, the Cluster and the Sentinel), and a
+partner of the flagship stack (signed, with a bearer token)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -10,6 +13,9 @@ import subprocess
 import time
 
 import pytest
+
+from conftest import REDIS_URL, redis_available
+from racing import drop_prefix, redis_prefix_url
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -61,3 +67,143 @@ def flagship_partner(stack):
     access_token = token_auth.issue_token(client["id"])["access_token"]
     return PartnerTestApp(validated(stack), **partner_credentials(stack, client["id"]),
                           access_token=access_token, extra_environ=dict(VIA_TLS_PROXY))
+
+
+# -- a local Redis Cluster and a Sentinel, once per test session (issue 14) -----------
+
+REDIS_CLI = shutil.which("redis-cli")
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 29999)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _wait(check, what: str, seconds: float = 20):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not up yet, whatever the client says
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not come up within {seconds}s")
+        time.sleep(0.05)
+
+
+def _servers(directory, commands):
+    processes = []
+    for number, argv in enumerate(commands):
+        home = directory / str(number)
+        home.mkdir()
+        processes.append(subprocess.Popen(argv, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return processes
+
+
+def _stop(processes):
+    for process in processes:
+        process.kill()  # throwaway servers: nothing of them needs to reach the disk
+    for process in processes:
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def cluster(directory):
+    """A Redis Cluster of three masters (no replicas) on loopback ports, in ``directory``:
+    yields its ``redis+cluster://`` URL (also used by benchmarks/bench_store_backends.py)."""
+    import redis
+
+    ports = [_cluster_port() for _ in range(3)]
+    processes = _servers(directory, [[REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
+                                      "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                      "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no"]
+                                     for port in ports])
+    try:
+        for port in ports:
+            _wait(redis.Redis(port=port, socket_connect_timeout=0.2).ping, f"cluster node {port}")
+        subprocess.run([REDIS_CLI, "--cluster", "create", *[f"127.0.0.1:{port}" for port in ports],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        for port in ports:
+            node = redis.Redis(port=port, decode_responses=True)
+            _wait(lambda: node.cluster("info").get("cluster_state") == "ok", f"cluster state on {port}")
+        yield "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports[:2]) + "/"
+    finally:
+        _stop(processes)
+
+
+@contextlib.contextmanager
+def sentinel(directory):
+    """One Sentinel watching one master (service ``mymaster``), in ``directory``: yields
+    its ``redis+sentinel://`` URL."""
+    import redis
+
+    master, port = _free_port(), _free_port()
+    config = directory / "sentinel.conf"  # Sentinel rewrites its own configuration file
+    config.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master} 1\n"
+                      "sentinel down-after-milliseconds mymaster 5000\n")
+    processes = _servers(directory, [[REDIS_SERVER, "--port", str(master), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"],
+                                     [REDIS_SERVER, str(config), "--sentinel"]])
+    try:
+        _wait(redis.Redis(port=master, socket_connect_timeout=0.2).ping, "the Sentinel's master")
+        probe = redis.Redis(port=port, socket_connect_timeout=0.2)
+        _wait(lambda: probe.execute_command("SENTINEL", "get-master-addr-by-name", "mymaster"), "the Sentinel")
+        yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
+    finally:
+        _stop(processes)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """``redis+cluster://`` URL of a local Cluster, once per session (skips without the binaries)."""
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        pytest.skip("needs the redis-server and redis-cli binaries (apt-get install redis-server)")
+    pytest.importorskip("redis")
+    with cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory):
+    """``redis+sentinel://`` URL of a local Sentinel, once per session (skips without redis-server)."""
+    if REDIS_SERVER is None:
+        pytest.skip("needs the redis-server binary (apt-get install redis-server)")
+    pytest.importorskip("redis")
+    with sentinel(tmp_path_factory.mktemp("redis-sentinel")) as url:
+        yield url
+
+@pytest.fixture(name="store", params=["sqlite", "redis", "redis-cluster", "redis-sentinel"])
+def every_store(request, tmp_path):
+    if request.param == "sqlite":
+        from wsgisec.store.sqlite import SQLiteStore
+
+        backend = SQLiteStore(str(tmp_path / "store.sqlite"))
+        yield backend
+        backend.close()
+        return
+    if request.param == "redis":
+        reason = redis_available()
+        if reason:
+            pytest.skip(f"Redis store tests need a real server: {reason}")
+        base = REDIS_URL
+    else:
+        base = request.getfixturevalue(request.param.replace("-", "_"))
+    from wsgisec.store.redis import RedisStore
+
+    url, prefix = redis_prefix_url(base)
+    backend = RedisStore.from_url(url)
+    yield backend
+    backend.close()
+    drop_prefix(url, prefix)

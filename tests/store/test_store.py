@@ -1,10 +1,12 @@
-"""One suite, every backend: the SQLite file and a real Redis server (``store`` fixture)."""
+"""One suite, every backend: the SQLite file, a real Redis server, and a local Redis
+Cluster and Sentinel where redis-server is installed (``store``, from store_servers)."""
 
 import multiprocessing
 import time
 
 import pytest
 
+from store_servers import every_store as store, redis_cluster, redis_sentinel  # noqa: F401 - fixtures
 from wsgisec.store import StoreUnavailable, open_store, redact_url
 
 

@@ -34,8 +34,10 @@ Backends, selected by :func:`open_store`:
   A relative path in an ini file is resolved against the ini file's directory
   (:func:`resolve_url`), so the CLI and every server open the same file whatever their
   current directory.
-* ``redis://host:6379/0`` (``rediss://`` for TLS, ``?prefix=name:`` to share a database):
-  for several hosts. Uses Redis' own expiry and atomic commands (SET NX PX, INCR).
+* ``redis://host:6379/0`` (``rediss://`` for TLS, ``?prefix=name:`` to share a database),
+  ``redis+sentinel://h1:26379,h2:26379/mymaster`` and ``redis+cluster://h1:7000,h2:7001/``
+  (:mod:`wsgisec.store.redis_connect`): for several hosts. Uses Redis' own expiry and
+  atomic commands and scripts (SET NX PX, Lua for the multi-key steps).
   Without the ``redis`` package such a URL is a ConfigurationError when the pipeline is
   loaded, naming ``wsgisec[redis]``, not a failure at the first request.
 
@@ -260,7 +262,9 @@ def open_store(url: str) -> Store:
     return store
 
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: Store URLs served by :mod:`wsgisec.store.redis` (see :mod:`wsgisec.store.redis_connect`).
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://",
+                 "redis+cluster://", "rediss+cluster://")
 
 
 def resolve_url(url: str, here: str | None = None) -> str:
@@ -297,6 +301,12 @@ def resolve_url(url: str, here: str | None = None) -> str:
         except ImportError:
             raise ConfigurationError(
                 f"store {redact_url(url)} needs the redis package: pip install 'wsgisec[redis]'") from None
+        from .redis_connect import connect
+
+        try:
+            connect(url)  # parses and builds the client; connects to nothing yet
+        except ValueError as error:
+            raise ConfigurationError(f"store {redact_url(url)}: {error}") from None
     return url
 
 

@@ -1,6 +1,8 @@
-"""``wsgisec store init``: create the stores a pipeline names, explicitly.
+"""``wsgisec store init``: create the stores a pipeline names, explicitly; ``wsgisec
+store migrate``: move their contents to another store (:mod:`wsgisec.store.migrate`).
 
     wsgisec store init --config partner_api.ini [--pipeline main]
+    wsgisec store migrate --from sqlite:////srv/api/var/wsgisec.sqlite --to redis://cache:6379/0
 
 The operator's other verbs (``wsgisec client ...``, ``token ...``, ``reports ...``,
 ``learn``) never create a store: run against a store file that was deleted or a path
@@ -52,7 +54,19 @@ def _init(args) -> int:
     return cli.EXIT_OK
 
 
+def _migrate(args) -> int:
+    from .migrate import run
+
+    return run(args)
+
+
 def register(cli) -> None:
     parser = cli.command("store", "init", "create the stores the pipeline names (SQLite file and schema)",
                          _init, group_help="the layers' shared store")
     cli.add_config_argument(parser)
+    parser = cli.command("store", "migrate", "copy every live client, key and token from one store to another "
+                         "(idempotent; keys the target has are kept)", _migrate)
+    parser.add_argument("--from", dest="source", required=True, metavar="URL",
+                        help="the store to read, e.g. sqlite:////srv/api/var/wsgisec.sqlite")
+    parser.add_argument("--to", dest="target", required=True, metavar="URL",
+                        help="the store to fill, e.g. redis://cache:6379/0 or redis+cluster://h1:7000,h2:7001/")

@@ -23,8 +23,8 @@ from ..responses import json_response
 from ..store import StoreUnavailable
 from ..wsgi import BodyTooLarge, is_secure, read_body
 from .clients import INTROSPECT, client_tag, valid_client_id, valid_scope
-from .refusals import (OAUTH_REQUEST_INVALID, REFRESH_TOKEN_REUSE, SPENT, TOKEN_INVALID, TOKEN_REVOKED,
-                       TokenError, plaintext, unavailable)
+from .refusals import (CLIENT_DISABLED, OAUTH_REQUEST_INVALID, REFRESH_TOKEN_REUSE, REVOKED_FAMILIES, SPENT,
+                       TOKEN_INVALID, TOKEN_REVOKED, TokenError, plaintext, unavailable)
 
 __all__ = ["issue_token", "OAuthEndpoints", "MAX_FORM_SIZE"]
 
@@ -74,6 +74,13 @@ def issue_pair(store, client, scopes, user, family, access_ttl, refresh_ttl, now
               ttl=access_ttl, tags=tags)
     store.put(TOKENS, digest(refresh), dict(base, type="refresh", exp=now + refresh_ttl),
               ttl=refresh_ttl, tags=tags)
+    # Disabling a client (maybe on another host) marks it, then deletes its tokens: read
+    # the mark after storing ours, so either that deletion sees our pair or we see the mark.
+    current = store.get(CLIENTS, client["id"])
+    if current is None or current.get("disabled"):
+        store.delete(TOKENS, digest(access))
+        store.delete(TOKENS, digest(refresh))
+        raise LookupError(f"no enabled client {client['id']!r}")
     return {"access_token": access, "token_type": "Bearer", "expires_in": int(access_ttl),
             "refresh_token": refresh, "scope": " ".join(scopes)}
 
@@ -182,8 +189,12 @@ class OAuthEndpoints:
 
     def _issue(self, client, scopes, user, family):
         layer = self.layer
-        return issue_pair(self.store, client, scopes, user, family, layer.access_token_ttl,
-                          layer.refresh_token_ttl, layer.clock())
+        try:
+            return issue_pair(self.store, client, scopes, user, family, layer.access_token_ttl,
+                              layer.refresh_token_ttl, layer.clock())
+        except LookupError:  # disabled while its request was being answered
+            raise TokenError(401, "invalid_client", "Client authentication failed.", kind=CLIENT_DISABLED,
+                             headers=[self.clients.challenge], detail={"client_id": client["id"]}) from None
 
     def _refresh(self, environ, client, form):
         token = form.get("refresh_token")
@@ -214,9 +225,16 @@ class OAuthEndpoints:
         # operator has since taken from the client are not renewed.
         allowed = set(record.get("scopes", ())) & set(client.get("scopes", ()))
         scopes = self._requested_scopes(form, allowed)
-        return self._issue(client, scopes, record.get("user"), record["family"])
+        issued = self._issue(client, scopes, record.get("user"), record["family"])
+        # A reuse of this token detected on another host, racing us, marks the family
+        # before deleting it: either its deletion saw our new pair or we see the mark.
+        if self.store.get(REVOKED_FAMILIES, record["family"]) is not None:
+            self.store.delete_tagged(TOKENS, family_tag(record["family"]))
+            raise TokenError(400, "invalid_grant", _INVALID_GRANT, recorded=True)
+        return issued
 
     def _reuse(self, environ, family, reason):
+        self.store.put(REVOKED_FAMILIES, family, {"reason": reason}, ttl=self.layer.refresh_token_ttl)
         revoked = self.store.delete_tagged(TOKENS, family_tag(family))
         events.emit(environ, REFRESH_TOKEN_REUSE, reason, severity="critical", store=self.store,
                     logger=_log, detail={"family": family, "tokens_revoked": revoked})

@@ -13,7 +13,7 @@ from ..credentials import plaintext_refusal
 from ..responses import problem
 from ..store import log_unavailable
 
-__all__ = ["TokenError", "SPENT", "LOCKS", "FAILURES", "TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_IN_QUERY",
+__all__ = ["TokenError", "SPENT", "REVOKED_FAMILIES", "LOCKS", "FAILURES", "TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_IN_QUERY",
            "INSUFFICIENT_SCOPE", "CLIENT_AUTH_FAILED", "CLIENT_AUTH_THROTTLED", "CLIENT_DISABLED",
            "REFRESH_TOKEN_REUSE", "TOKEN_REVOKED", "OAUTH_REQUEST_INVALID", "PLAINTEXT_REFUSED",
            "PATH_NOT_NORMALIZED", "METHOD_INVALID", "STORE_UNAVAILABLE", "plaintext", "unavailable"]
@@ -39,6 +39,10 @@ STORE_UNAVAILABLE = "store-unavailable"
 #: Spent refresh tokens (digest -> family), kept until they would have expired, so a
 #: second use is recognised as theft (reuse detection) rather than as an unknown token.
 SPENT = "token_auth.spent"
+#: Refresh-token families revoked after a reuse (family -> reason), kept as long as a
+#: refresh token lives: a rotation racing the revocation on another host checks it after
+#: storing its new pair, so the pair cannot outlive the revocation.
+REVOKED_FAMILIES = "token_auth.revoked_families"
 #: Lock-outs after too many failed client authentications: ``addr:<ip>`` and
 #: ``client-addr:<id>@<ip>``, never a client id alone.
 LOCKS = "token_auth.locks"
