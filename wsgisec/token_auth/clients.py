@@ -35,6 +35,14 @@ anyone having to know the secret. Secrets are compared only through ``verify`` (
 time in the hash implementation); an unknown client id still costs one verification, so
 response time does not tell which ids exist.
 
+Bounded hashing (issue 14): an argon2id verification costs ~64 MiB and tens of ms of
+every core, so a flood of bad credentials from many addresses (which the per-address
+lock-out cannot stop) would otherwise take the CPU, memory and server threads the API
+needs. :class:`HashSlots` lets at most ``max_concurrent_hashes`` verifications run at once
+in a process; a request that gets no slot within ``hash_wait`` raises :class:`HashingBusy`,
+which the token endpoint answers with 503 and ``Retry-After`` (never a pass, never a
+hash skipped for a check that then succeeds).
+
 At the token endpoints, :class:`ClientAuthenticator` reads the client's credentials from
 the request (RFC 6749 §2.3.1) and keeps the lock-out counters (per address and per
 (client id, address), never per client id alone).
@@ -52,6 +60,7 @@ import base64
 import binascii
 import re
 import secrets
+import threading
 import time
 from urllib.parse import unquote_plus
 
@@ -59,10 +68,11 @@ from passlib.context import CryptContext
 
 from .. import events
 from ..credentials import CLIENT_CREDENTIALS, CLIENTS, TOKENS, valid_client_id
-from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLED, FAILURES, LOCKS,
-                       TokenError)
+from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLED, FAILURES,
+                       HASHING_BUSY, LOCKS, TokenError)
 
 __all__ = ["CLIENTS", "ClientRegistry", "ClientAuthenticator", "DEFAULT_CONTEXT", "new_secret",
+           "HashSlots", "HashingBusy",
            "client_tag", "valid_scope", "valid_client_id", "INTROSPECT", "PERMISSIONS"]
 
 _log = events.logger_for("token_auth")
@@ -94,13 +104,59 @@ def valid_scope(scope: str) -> bool:
     return bool(_SCOPE.match(scope))
 
 
-class ClientRegistry:
-    """Create, find, authenticate, rotate and disable clients in a store."""
+class HashingBusy(Exception):
+    """No hashing slot freed within the wait: the caller answers 503, nobody passes."""
 
-    def __init__(self, store, *, context: CryptContext = DEFAULT_CONTEXT, clock=time.time):
+
+class HashSlots:
+    """At most ``limit`` password-hash checks at once in this process (None: no bound).
+
+    A :class:`threading.BoundedSemaphore`: the limit is per process, so under a pre-fork
+    server with W workers at most W x ``limit`` checks run on the host. ``active`` and
+    ``peak`` count the checks in progress and the most seen at once (for operators and
+    tests).
+    """
+
+    def __init__(self, limit: int | None = None, wait: float = 1.0):
+        if limit is not None and limit < 1:
+            raise ValueError("max_concurrent_hashes must be at least 1")
+        self.limit = limit
+        self.wait = float(wait)
+        self._semaphore = threading.BoundedSemaphore(limit) if limit else None
+        self._lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+
+    def __enter__(self):
+        if self._semaphore is not None and not self._semaphore.acquire(timeout=self.wait):
+            raise HashingBusy(f"no hashing slot within {self.wait:g}s")
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        return self
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self.active -= 1
+        if self._semaphore is not None:
+            self._semaphore.release()
+        return False
+
+
+class ClientRegistry:
+    """Create, find, authenticate, rotate and disable clients in a store.
+
+    ``hash_slots`` (a :class:`HashSlots`) bounds the verifications :meth:`authenticate`
+    runs at once; the default puts no bound (operator verbs, Python callers). The
+    token_auth layer passes its ``max_concurrent_hashes`` and ``hash_wait``.
+    """
+
+    def __init__(self, store, *, context: CryptContext = DEFAULT_CONTEXT, clock=time.time,
+                 hash_slots: HashSlots | None = None):
         self.store = store
         self.context = context
         self.clock = clock
+        self.hash_slots = hash_slots or HashSlots(None)
         self._dummy_hash = None
 
     # -- operator actions ------------------------------------------------------------
@@ -180,9 +236,15 @@ class ClientRegistry:
         """The client's record if ``secret`` is one of its live secrets, else None.
 
         A disabled client is returned too (with ``disabled`` true): the caller refuses it
-        with its own answer, after the secret proved who is asking.
+        with its own answer, after the secret proved who is asking. Raises
+        :class:`HashingBusy` when no hashing slot frees within the wait (unknown ids too:
+        their dummy check costs as much as a real one).
         """
         record = self.get(client_id) if client_id else None
+        with self.hash_slots:
+            return self._authenticate(record, client_id, secret)
+
+    def _authenticate(self, record, client_id, secret):
         if record is None or not secret:
             # Spend the same time as a real check, so timing does not reveal which ids exist.
             self.context.verify(secret or "x", self._dummy())
@@ -250,7 +312,10 @@ class ClientAuthenticator:
         shown_id = client_id if valid_client_id(client_id) else "<invalid>"
         if not even_if_locked:
             self._check_lockout(environ, client_id)
-        record = self.registry.authenticate(client_id, secret)
+        try:
+            record = self.registry.authenticate(client_id, secret)
+        except HashingBusy:
+            raise self._busy(shown_id) from None
         if record is None:
             self._count_failure(environ, client_id, shown_id)
             raise self._invalid("client authentication failed", shown_id)
@@ -285,6 +350,19 @@ class ClientAuthenticator:
             return form.get("client_id", ""), form.get("client_secret", "")
         raise TokenError(401, "invalid_client", "Client authentication is required.",
                          kind=CLIENT_AUTH_FAILED, severity="info", headers=[self.challenge])
+
+    def _busy(self, shown_id):
+        # 503 (RFC 9110 §15.6.4, "temporary overload"), not 429 (RFC 6585 §4): the
+        # overload is everyone's hashing, not this caller's rate, and a partner with good
+        # credentials may be the one refused; Retry-After (RFC 9110 §10.2.3) tells it when
+        # to try again. RFC 6749 §5.2 has no code for it: temporarily_unavailable is its
+        # §4.1.2.1 code for the same condition. Nothing was checked, so no failure counts.
+        retry = max(1, int(self.registry.hash_slots.wait + 0.999))
+        return TokenError(503, "temporarily_unavailable",
+                          "The token endpoint is busy; try again shortly.", kind=HASHING_BUSY,
+                          headers=[("Retry-After", str(retry))],
+                          detail={"claimed_client_id": shown_id,
+                                  "max_concurrent_hashes": self.registry.hash_slots.limit})
 
     def _invalid(self, reason, shown_id):
         return TokenError(401, "invalid_client", "Client authentication failed.",
