@@ -6,6 +6,8 @@ The checks use a real passlib argon2 context with cheap parameters, wrapped to c
 many run at once and to hold them until the test lets them go (no timing asserts).
 """
 
+import os
+import sys
 import threading
 
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from wsgisec import pipeline
 from wsgisec.settings import ConfigurationError
 from wsgisec.token_auth import FAILURES, HASHING_BUSY, TokenAuth, filter_factory
-from wsgisec.token_auth.clients import ClientRegistry, HashingBusy, HashSlots
+from wsgisec.token_auth.clients import HASH_NICENESS, ClientRegistry, HashingBusy, HashSlots
 
 from test_token_auth import FAST, HTTPS, clock, fetch, make, new_client  # noqa: F401
 
@@ -91,14 +93,26 @@ def test_registry_without_a_bound_runs_every_check_at_once(store):
 
 def test_no_slot_in_time_raises_hashing_busy_and_frees_nothing_it_did_not_take():
     slots = HashSlots(1, wait=0.01)
-    with slots:
+    inner = []
+
+    def holder():
         with pytest.raises(HashingBusy):
-            with slots:
-                pass  # pragma: no cover - never entered
-        assert slots.active == 1
+            slots.run(inner.append, "never")
+        return slots.active
+
+    assert slots.run(holder) == 1 and inner == []
     assert slots.active == 0
-    with slots:  # the slot was released exactly once
-        assert slots.active == 1
+    assert slots.run(lambda: slots.active) == 1  # the slot was released exactly once
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_checks_run_at_a_lower_cpu_priority_than_the_request_thread():
+    def niceness():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = niceness()
+    assert HashSlots(2).run(niceness) == min(19, mine + HASH_NICENESS)
+    assert niceness() == mine  # the request's own thread keeps its priority
 
 
 def test_token_endpoint_answers_503_with_retry_after_when_no_slot_frees(make, store):
@@ -143,5 +157,5 @@ def test_bad_hashing_settings_are_refused_at_start_up(tmp_path, conf, message):
 def test_the_flagship_bounds_hashing_at_two_per_process(load_example):
     app = load_example("partner_api.ini")
     layer = pipeline.find_layer(app, TokenAuth)
-    assert layer.hash_slots.limit == 2 and layer.hash_slots.wait == 0.25
+    assert layer.hash_slots.limit == 2 and layer.hash_slots.wait == 0.01
     assert layer.settings["max_concurrent_hashes"] == 2

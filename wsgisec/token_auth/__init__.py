@@ -93,11 +93,14 @@ Settings (ini name, default):
 ``max_concurrent_hashes`` (2)
     Client-secret verifications (argon2id, ~64 MiB each) that may run at once in one
     process, so a flood of bad credentials from many addresses cannot take the CPU,
-    memory and threads the API needs. Per process: W workers allow W x this many.
-``hash_wait`` (250ms)
+    memory and threads the API needs. Per process: W workers allow W x this many. Keep
+    it below the server's threads (waitress: 4). The checks run at lowered CPU priority.
+``hash_wait`` (10ms)
     How long a token, revocation or introspection request waits for a free hashing
     slot before it is answered 503 (``temporarily_unavailable``, ``Retry-After``) and a
-    ``hashing-busy`` event; short, so waiting requests do not hold the server's threads.
+    ``hashing-busy`` event. Short on purpose: a waiting request holds a server thread,
+    and measured under a flood (benchmarks/README.md) a 250ms wait left the API waiting
+    behind the waiters; a check takes longer than any useful wait anyway.
 ``require_tls`` (true)
     Refuse (403, never a redirect) token, API and public-path requests that did not
     arrive over TLS (as decided by the https layer or the server) when they carry a
@@ -153,7 +156,7 @@ SETTINGS = {
     "failed_auth_window": (settings.duration, "15m"),
     "require_tls": (settings.boolean, "true"),
     "max_concurrent_hashes": (settings.integer(1, 1000), "2"),
-    "hash_wait": (settings.store_timeout, "250ms"),
+    "hash_wait": (settings.store_timeout, "10ms"),
 }
 
 
@@ -166,7 +169,7 @@ class TokenAuth(Layer):
                  public_paths=(), scopes=(), allow_query_token=False, pass_authorization=False,
                  realm="api", token_path="/oauth/token", revoke_path="/oauth/revoke",
                  introspect_path="/oauth/introspect", max_failed_auth=10, failed_auth_window=900,
-                 require_tls=True, max_concurrent_hashes=2, hash_wait=0.25,
+                 require_tls=True, max_concurrent_hashes=2, hash_wait=0.01,
                  crypt_context=DEFAULT_CONTEXT, clock=time.time):
         self.app = app
         if store is None:
