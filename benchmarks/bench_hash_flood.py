@@ -12,7 +12,8 @@ requests count as TLS, as they would behind a proxy that terminates TLS for ever
 
 Two configurations, each on its own server and store: ``max_concurrent_hashes = 2``
 (the default) and an unbounded one (1000 slots, ``hash_wait = 60s``: as before the
-bound). Per configuration: ``--seconds`` of signed calls alone, then as long with the
+bound), and as a control the defaults flooded with bad bearer tokens instead (what
+any flood of that many connections costs, without hashing). Per configuration: ``--seconds`` of signed calls alone, then as long with the
 flood; printed as a table and JSON.
 """
 
@@ -29,11 +30,14 @@ import time
 from served import Connection, Partner, Served, basic_auth, fetch_token, flagship_copy, percentile
 
 TRUST_ALL_LOOPBACK = {"trusted_proxies = 127.0.0.1 ::1": "trusted_proxies = 127.0.0.0/8 ::1"}
+#: name: (ini replacements, what the flood sends)
 CONFIGS = {
-    "bounded (the defaults: max_concurrent_hashes = 2, hash_wait = 10ms)": {},
-    "bounded, hash_wait = 250ms": {"hash_wait = 10ms": "hash_wait = 250ms"},
-    "unbounded (as before)": {"max_concurrent_hashes = 2\nhash_wait = 10ms":
-                              "max_concurrent_hashes = 1000\nhash_wait = 60s"},
+    "bounded (the defaults: max_concurrent_hashes = 2, hash_wait = 10ms)": ({}, "token"),
+    "bounded, hash_wait = 250ms": ({"hash_wait = 10ms": "hash_wait = 250ms"}, "token"),
+    "unbounded (as before)": ({"max_concurrent_hashes = 2\nhash_wait = 10ms":
+                               "max_concurrent_hashes = 1000\nhash_wait = 60s"}, "token"),
+    # What any flood of that many connections costs: bad bearer tokens, no hashing at all.
+    "control: flood of bad bearer tokens": ({}, "bearer"),
 }
 
 
@@ -48,7 +52,7 @@ def api_calls(port, partner, stop, latencies, statuses):
     connection.close()
 
 
-def flood(port, partner, stop, statuses, seed):
+def flood(port, partner, stop, statuses, seed, target="token"):
     rng = random.Random(seed)
     while not stop.is_set():
         source = f"127.{rng.randrange(1, 255)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
@@ -56,19 +60,23 @@ def flood(port, partner, stop, statuses, seed):
         client_id = partner.client_id if rng.random() < 0.5 else f"c_{rng.getrandbits(64):016x}"
         authorization = basic_auth(client_id, f"wrong-{rng.getrandbits(64):x}")
         try:
-            status, _, _ = connection.token(authorization)
+            if target == "bearer":
+                status, _, _ = connection.request("GET", "/api/whoami", {
+                    "Authorization": f"Bearer {rng.getrandbits(256):064x}", "X-Forwarded-Proto": "https"})
+            else:
+                status, _, _ = connection.token(authorization)
         except OSError:
             status = "error"
         statuses[status] += 1
         connection.close()
 
 
-def phase(port, partner, seconds, flooders, api_threads=2):
+def phase(port, partner, seconds, flooders, target="token", api_threads=2):
     stop = threading.Event()
     latencies, api_statuses, flood_statuses = [], collections.Counter(), collections.Counter()
     threads = [threading.Thread(target=api_calls, args=(port, partner, stop, latencies, api_statuses))
                for _ in range(api_threads)]
-    threads += [threading.Thread(target=flood, args=(port, partner, stop, flood_statuses, n))
+    threads += [threading.Thread(target=flood, args=(port, partner, stop, flood_statuses, n, target))
                 for n in range(flooders)]
     for thread in threads:
         thread.start()
@@ -89,7 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--server", default="waitress", choices=["waitress", "gunicorn"])
     args = parser.parse_args(argv)
     results = {}
-    for name, replace in CONFIGS.items():
+    for name, (replace, target) in CONFIGS.items():
         ini = flagship_copy(dict(TRUST_ALL_LOOPBACK, **replace))
         partner = Partner(ini, name="flood-bench")
         server = Served(args.server, ini)
@@ -97,7 +105,7 @@ def main(argv=None) -> int:
             fetch_token(Connection(server.port), partner)
             unloaded = phase(server.port, partner, args.seconds, 0)
             rss_before = server.rss_kib()
-            loaded = phase(server.port, partner, args.seconds, args.flood)
+            loaded = phase(server.port, partner, args.seconds, args.flood, target)
             loaded["rss_mib_after"] = round(server.rss_kib() / 1024, 1)
             unloaded["rss_mib_after"] = round(rss_before / 1024, 1)
         finally:

@@ -11,7 +11,10 @@ what                  weight  request                                           
 ====================  ======  ==================================================  =========
 token                 1       client credentials grant (one argon2id check)       200 (503
                                                                                   busy: the
-                                                                                  hashing bound)
+                                                                                  hashing bound;
+                                                                                  the thread
+                                                                                  then waits
+                                                                                  Retry-After)
 api                   6       signed ``GET /api/items?q=widget`` / ``/api/whoami``  200
 attack                2       a replayed signed call, a bad bearer token, an      400/401
                               unsigned call, SQL injection in a signed query
@@ -67,6 +70,7 @@ class Worker(threading.Thread):
         self.acknowledged = []  # report ids answered 201
         self.locked = 0
         self.unexpected = []
+        self.pause = 0.0
 
     def run(self):
         kinds, weights = zip(*WEIGHTS.items())
@@ -81,12 +85,18 @@ class Worker(threading.Thread):
                 self.unexpected.append((kind, status, body[:200]))
             elif kind == "report" and status == 201:
                 self.acknowledged.append(json.loads(body)["id"])
+            if self.pause:
+                time.sleep(min(self.pause, max(0.0, self.deadline - time.time())))
+                self.pause = 0.0
         self.connection.close()
 
     def token(self):
-        status, _, body = self.connection.token(self.partner.basic())
+        status, headers, body = self.connection.token(self.partner.basic())
         if status == 200:
             self.partner.access_token = json.loads(body)["access_token"]
+        elif status == 503:
+            # The hashing bound: a well-behaved partner waits Retry-After (RFC 9110 §10.2.3).
+            self.pause = float(headers.get("Retry-After", "1"))
         return status, body
 
     def api(self):

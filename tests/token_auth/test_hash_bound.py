@@ -15,7 +15,8 @@ import pytest
 from wsgisec import pipeline
 from wsgisec.settings import ConfigurationError
 from wsgisec.token_auth import FAILURES, HASHING_BUSY, TokenAuth, filter_factory
-from wsgisec.token_auth.clients import HASH_NICENESS, ClientRegistry, HashingBusy, HashSlots
+from wsgisec.token_auth.clients import ClientRegistry
+from wsgisec.token_auth.hashing import HASH_NICENESS, HashingBusy, HashSlots
 
 from test_token_auth import FAST, HTTPS, clock, fetch, make, new_client  # noqa: F401
 

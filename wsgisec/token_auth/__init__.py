@@ -26,7 +26,8 @@ Modules: this one holds the layer and ``filter_factory``; :mod:`~wsgisec.token_a
 the resource-server guard (bearer tokens and scope rules on every other request);
 :mod:`~wsgisec.token_auth.endpoints` the OAuth endpoints and token issuing;
 :mod:`~wsgisec.token_auth.clients` the client registry and client authentication with
-lock-out; :mod:`~wsgisec.token_auth.scopes` methods, paths and scope rules;
+lock-out; :mod:`~wsgisec.token_auth.hashing` the bound on concurrent secret checks;
+:mod:`~wsgisec.token_auth.scopes` methods, paths and scope rules;
 :mod:`~wsgisec.token_auth.refusals` event kinds, store namespaces and the refusals the
 guard and the endpoints share;
 :mod:`~wsgisec.token_auth.cli` the operator verbs.
@@ -122,9 +123,9 @@ from ..settings import ConfigurationError
 from ..store import StoreUnavailable, coerce as coerce_store
 from ..wsgi import is_secure
 from .bearer import BearerGuard
-from .clients import (CLIENTS, DEFAULT_CONTEXT, ClientAuthenticator, ClientRegistry,  # noqa: F401
-                      HashingBusy, HashSlots)
+from .clients import CLIENTS, DEFAULT_CONTEXT, ClientAuthenticator, ClientRegistry  # noqa: F401
 from .endpoints import MAX_FORM_SIZE, OAuthEndpoints, issue_token  # noqa: F401
+from .hashing import HashingBusy, HashSlots  # noqa: F401
 # Event kinds and store namespaces, importable from here as before the split.
 from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLED, FAILURES,  # noqa: F401
                        HASHING_BUSY,
