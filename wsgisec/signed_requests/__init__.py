@@ -61,7 +61,10 @@ Replay: the window is ``created`` +/- ``max_clock_skew``; each (keyid, nonce) is
 to the store with ``add`` (atomic across workers: SQLite ``INSERT`` / Redis ``SET NX``)
 and a TTL of twice the skew, so a nonce replayed on any worker within the window is
 refused. The nonce is consumed only after the signature verified, so nobody can burn a
-partner's nonces.
+partner's nonces. A store that lost its nonces (a restore, a restart without
+persistence) cannot reopen the window: :mod:`~wsgisec.signed_requests.epoch` keeps a
+nonce epoch in the store and refuses (``expired``) signatures created before it, with
+one critical ``nonce-epoch-reset`` event when it had to start a new one.
 
 With token_auth in the stack (it sets ``environ["wsgisec.client"]``), the request
 token and the signing key must belong to that same client. Alone, this layer sets

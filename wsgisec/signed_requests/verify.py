@@ -5,7 +5,8 @@ signed_requests layer.
 (:mod:`wsgisec.signed_requests.request_tokens`), the ``Signature-Input`` parameters and
 covered components, the time (``created``/``expires``), the signing key
 (:mod:`wsgisec.signed_requests.keys`), the signature, the ``Content-Digest`` and last the
-nonce (consumed only once everything else verified). Each refusal is a :class:`Reject`
+nonce (consumed only once everything else verified, and only when the signature's
+``created`` is not older than the store's nonce epoch, :mod:`.epoch`). Each refusal is a :class:`Reject`
 carrying its reason code (the ``reason`` partners see), the event's detail, and a fixed,
 secret-free hint that tells the partner what to fix; never a signature, a key or the
 signature base.
@@ -21,6 +22,7 @@ import time
 from .. import httpsig
 from ..credentials import SIGNING_KEYS
 from ..wsgi import has_content, read_body
+from .epoch import NonceEpoch
 from .request_tokens import RequestTokenError
 
 __all__ = ["RequestVerifier", "Reject", "REASONS", "NONCES", "SIGNATURE_MISSING", "SIGNATURE_INVALID",
@@ -89,6 +91,7 @@ class RequestVerifier:
         self.max_body_size = int(max_body_size)
         self.signature_label = signature_label
         self.clock = clock
+        self.epoch = NonceEpoch(store, window=2 * self.max_clock_skew + 1)
         # The components checked for every request, and content-digest only with a body.
         self._always = tuple(name for name in required_components if name != "content-digest")
         self._digest_required = "content-digest" in required_components
@@ -110,7 +113,7 @@ class RequestVerifier:
         has_content = self._covered(environ, covered, keyid)
         now = self.clock()
         self._time(params, now, keyid)  # 3. created/expires
-        owner, key = self._key(keyid, now, claims, bearer)  # 4. the client's live key
+        owner, key, key_created = self._key(keyid, now, claims, bearer)  # 4. the client's live key
         try:
             base = httpsig.signature_base(httpsig.environ_components(environ), covered, params)
         except httpsig.SignatureError as error:
@@ -125,6 +128,13 @@ class RequestVerifier:
         self._content(environ, has_content, keyid)  # 5. RFC 9530
         # 6. Replay: the nonce is consumed last, once everything else verified.
         if nonce is not None:
+            created = params.get("created")
+            if created is not None and created < self.epoch.since(environ, now, key_created):
+                # The store lost the nonces recorded before its epoch: this may be a replay.
+                # (created has whole seconds: one made in the second of the reset is refused.)
+                raise Reject(EXPIRED, "signature", why="created before the nonce epoch", keyid=keyid,
+                             hint="The signature was made before the service lost its replay "
+                                  "records; sign the request again.")
             key_name = hashlib.sha256(f"{keyid}\0{nonce}".encode()).hexdigest()
             if not self.store.add(NONCES, key_name, {"keyid": keyid}, ttl=2 * self.max_clock_skew + 1):
                 raise Reject(REPLAYED, "signature", why="nonce already used", keyid=keyid)
@@ -229,8 +239,8 @@ class RequestVerifier:
             raise Reject(EXPIRED, "signature", why="expires passed", keyid=keyid,
                          hint=f"expires passed {int(now - expires)}s ago.")
 
-    def _key(self, keyid, now, claims, bearer) -> tuple[str, bytes]:
-        """``(owner, key bytes)`` of a live key of the token's and bearer token's client."""
+    def _key(self, keyid, now, claims, bearer) -> tuple[str, bytes, float | None]:
+        """``(owner, key bytes, created)`` of a live key of the token's and bearer token's client."""
         record = self.store.get(SIGNING_KEYS, keyid)
         if record is None or (record.get("expires") is not None and now > record["expires"]):
             raise Reject(UNKNOWN_KEY, "signature", why="unknown or retired keyid", keyid=keyid,
@@ -241,7 +251,7 @@ class RequestVerifier:
             raise Reject(UNKNOWN_KEY, "signature", why="signing key of another client", keyid=keyid,
                          hint="The keyid is not a signing key of this client.")
         try:
-            return owner, base64.b64decode(record["key"])
+            return owner, base64.b64decode(record["key"]), record.get("created")
         except (KeyError, ValueError):
             raise Reject(UNKNOWN_KEY, "signature", why="signing key record unusable", keyid=keyid) from None
 

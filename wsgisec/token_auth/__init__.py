@@ -26,7 +26,8 @@ Modules: this one holds the layer and ``filter_factory``; :mod:`~wsgisec.token_a
 the resource-server guard (bearer tokens and scope rules on every other request);
 :mod:`~wsgisec.token_auth.endpoints` the OAuth endpoints and token issuing;
 :mod:`~wsgisec.token_auth.clients` the client registry and client authentication with
-lock-out; :mod:`~wsgisec.token_auth.scopes` methods, paths and scope rules;
+lock-out; :mod:`~wsgisec.token_auth.hashing` the bound on concurrent secret checks;
+:mod:`~wsgisec.token_auth.scopes` methods, paths and scope rules;
 :mod:`~wsgisec.token_auth.refusals` event kinds, store namespaces and the refusals the
 guard and the endpoints share;
 :mod:`~wsgisec.token_auth.cli` the operator verbs.
@@ -90,6 +91,17 @@ Settings (ini name, default):
     secret); revocation (RFC 7009) still works for a client that authenticates.
 ``failed_auth_window`` (15m)
     The window over which failures are counted, and how long a lock-out lasts.
+``max_concurrent_hashes`` (2)
+    Client-secret verifications (argon2id, ~64 MiB each) that may run at once in one
+    process, so a flood of bad credentials from many addresses cannot take the CPU,
+    memory and threads the API needs. Per process: W workers allow W x this many. Keep
+    it below the server's threads (waitress: 4). The checks run at lowered CPU priority.
+``hash_wait`` (10ms)
+    How long a token, revocation or introspection request waits for a free hashing
+    slot before it is answered 503 (``temporarily_unavailable``, ``Retry-After``) and a
+    ``hashing-busy`` event. Short on purpose: a waiting request holds a server thread,
+    and measured under a flood (benchmarks/README.md) a 250ms wait left the API waiting
+    behind the waiters; a check takes longer than any useful wait anyway.
 ``require_tls`` (true)
     Refuse (403, never a redirect) token, API and public-path requests that did not
     arrive over TLS (as decided by the https layer or the server) when they carry a
@@ -113,8 +125,10 @@ from ..wsgi import is_secure
 from .bearer import BearerGuard
 from .clients import CLIENTS, DEFAULT_CONTEXT, ClientAuthenticator, ClientRegistry  # noqa: F401
 from .endpoints import MAX_FORM_SIZE, OAuthEndpoints, issue_token  # noqa: F401
+from .hashing import HashingBusy, HashSlots  # noqa: F401
 # Event kinds and store namespaces, importable from here as before the split.
 from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLED, FAILURES,  # noqa: F401
+                       HASHING_BUSY,
                        INSUFFICIENT_SCOPE, LOCKS, METHOD_INVALID, OAUTH_REQUEST_INVALID,
                        PATH_NOT_NORMALIZED, PLAINTEXT_REFUSED, REFRESH_TOKEN_REUSE, SPENT,
                        STORE_UNAVAILABLE, TOKEN_IN_QUERY, TOKEN_INVALID, TOKEN_MISSING, TOKEN_REVOKED,
@@ -142,6 +156,8 @@ SETTINGS = {
     "max_failed_auth": (settings.integer(1, 1000000), "10"),
     "failed_auth_window": (settings.duration, "15m"),
     "require_tls": (settings.boolean, "true"),
+    "max_concurrent_hashes": (settings.integer(1, 1000), "2"),
+    "hash_wait": (settings.store_timeout, "10ms"),
 }
 
 
@@ -154,7 +170,8 @@ class TokenAuth(Layer):
                  public_paths=(), scopes=(), allow_query_token=False, pass_authorization=False,
                  realm="api", token_path="/oauth/token", revoke_path="/oauth/revoke",
                  introspect_path="/oauth/introspect", max_failed_auth=10, failed_auth_window=900,
-                 require_tls=True, crypt_context=DEFAULT_CONTEXT, clock=time.time):
+                 require_tls=True, max_concurrent_hashes=2, hash_wait=0.01,
+                 crypt_context=DEFAULT_CONTEXT, clock=time.time):
         self.app = app
         if store is None:
             raise ConfigurationError("token_auth needs a store (store = sqlite:////path or redis://...)")
@@ -185,7 +202,11 @@ class TokenAuth(Layer):
         self.require_tls = require_tls
         self.clock = clock
         self.token_path, self.revoke_path, self.introspect_path = endpoints
-        self.registry = ClientRegistry(self.store, context=crypt_context, clock=clock)
+        if int(max_concurrent_hashes) < 1 or not 0 < hash_wait <= 60:
+            raise ConfigurationError("max_concurrent_hashes must be at least 1 and hash_wait in (0, 60s]")
+        self.hash_slots = HashSlots(int(max_concurrent_hashes), hash_wait)
+        self.registry = ClientRegistry(self.store, context=crypt_context, clock=clock,
+                                       hash_slots=self.hash_slots)
         self.authenticator = ClientAuthenticator(
             self.registry, store=self.store, max_failed=self.max_failed_auth,
             window=self.failed_auth_window, clock=clock,
@@ -201,6 +222,7 @@ class TokenAuth(Layer):
             "realm": self.realm, "token_path": token_path, "revoke_path": revoke_path,
             "introspect_path": introspect_path, "max_failed_auth": self.max_failed_auth,
             "failed_auth_window": self.failed_auth_window, "require_tls": require_tls,
+            "max_concurrent_hashes": self.hash_slots.limit, "hash_wait": self.hash_slots.wait,
         }
 
     def warnings(self):

@@ -35,6 +35,15 @@ anyone having to know the secret. Secrets are compared only through ``verify`` (
 time in the hash implementation); an unknown client id still costs one verification, so
 response time does not tell which ids exist.
 
+Bounded hashing (issue 14): an argon2id verification costs ~64 MiB and tens of ms of
+every core, so a flood of bad credentials from many addresses (which the per-address
+lock-out cannot stop) would otherwise take the CPU, memory and server threads the API
+needs. :class:`~wsgisec.token_auth.hashing.HashSlots` lets at most ``max_concurrent_hashes`` verifications run at once
+in a process; a request that gets no slot within ``hash_wait`` raises :class:`HashingBusy`,
+which the token endpoint answers with 503 and ``Retry-After`` (never a pass, never a
+hash skipped for a check that then succeeds). The checks run on hashing threads of
+lowered CPU priority, so that the ones admitted yield the cores to API requests.
+
 At the token endpoints, :class:`ClientAuthenticator` reads the client's credentials from
 the request (RFC 6749 §2.3.1) and keeps the lock-out counters (per address and per
 (client id, address), never per client id alone).
@@ -59,8 +68,9 @@ from passlib.context import CryptContext
 
 from .. import events
 from ..credentials import CLIENT_CREDENTIALS, CLIENTS, TOKENS, valid_client_id
-from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLED, FAILURES, LOCKS,
-                       TokenError)
+from .hashing import HashingBusy, HashSlots
+from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLED, FAILURES,
+                       HASHING_BUSY, LOCKS, TokenError)
 
 __all__ = ["CLIENTS", "ClientRegistry", "ClientAuthenticator", "DEFAULT_CONTEXT", "new_secret",
            "client_tag", "valid_scope", "valid_client_id", "INTROSPECT", "PERMISSIONS"]
@@ -95,12 +105,19 @@ def valid_scope(scope: str) -> bool:
 
 
 class ClientRegistry:
-    """Create, find, authenticate, rotate and disable clients in a store."""
+    """Create, find, authenticate, rotate and disable clients in a store.
 
-    def __init__(self, store, *, context: CryptContext = DEFAULT_CONTEXT, clock=time.time):
+    ``hash_slots`` (a :class:`HashSlots`) bounds the verifications :meth:`authenticate`
+    runs at once; the default puts no bound (operator verbs, Python callers). The
+    token_auth layer passes its ``max_concurrent_hashes`` and ``hash_wait``.
+    """
+
+    def __init__(self, store, *, context: CryptContext = DEFAULT_CONTEXT, clock=time.time,
+                 hash_slots: HashSlots | None = None):
         self.store = store
         self.context = context
         self.clock = clock
+        self.hash_slots = hash_slots or HashSlots(None)
         self._dummy_hash = None
 
     # -- operator actions ------------------------------------------------------------
@@ -180,9 +197,14 @@ class ClientRegistry:
         """The client's record if ``secret`` is one of its live secrets, else None.
 
         A disabled client is returned too (with ``disabled`` true): the caller refuses it
-        with its own answer, after the secret proved who is asking.
+        with its own answer, after the secret proved who is asking. Raises
+        :class:`HashingBusy` when no hashing slot frees within the wait (unknown ids too:
+        their dummy check costs as much as a real one).
         """
         record = self.get(client_id) if client_id else None
+        return self.hash_slots.run(self._authenticate, record, client_id, secret)
+
+    def _authenticate(self, record, client_id, secret):
         if record is None or not secret:
             # Spend the same time as a real check, so timing does not reveal which ids exist.
             self.context.verify(secret or "x", self._dummy())
@@ -250,7 +272,10 @@ class ClientAuthenticator:
         shown_id = client_id if valid_client_id(client_id) else "<invalid>"
         if not even_if_locked:
             self._check_lockout(environ, client_id)
-        record = self.registry.authenticate(client_id, secret)
+        try:
+            record = self.registry.authenticate(client_id, secret)
+        except HashingBusy:
+            raise self._busy(shown_id) from None
         if record is None:
             self._count_failure(environ, client_id, shown_id)
             raise self._invalid("client authentication failed", shown_id)
@@ -285,6 +310,19 @@ class ClientAuthenticator:
             return form.get("client_id", ""), form.get("client_secret", "")
         raise TokenError(401, "invalid_client", "Client authentication is required.",
                          kind=CLIENT_AUTH_FAILED, severity="info", headers=[self.challenge])
+
+    def _busy(self, shown_id):
+        # 503 (RFC 9110 §15.6.4, "temporary overload"), not 429 (RFC 6585 §4): the
+        # overload is everyone's hashing, not this caller's rate, and a partner with good
+        # credentials may be the one refused; Retry-After (RFC 9110 §10.2.3) tells it when
+        # to try again. RFC 6749 §5.2 has no code for it: temporarily_unavailable is its
+        # §4.1.2.1 code for the same condition. Nothing was checked, so no failure counts.
+        retry = max(1, int(self.registry.hash_slots.wait + 0.999))
+        return TokenError(503, "temporarily_unavailable",
+                          "The token endpoint is busy; try again shortly.", kind=HASHING_BUSY,
+                          headers=[("Retry-After", str(retry))],
+                          detail={"claimed_client_id": shown_id,
+                                  "max_concurrent_hashes": self.registry.hash_slots.limit})
 
     def _invalid(self, reason, shown_id):
         return TokenError(401, "invalid_client", "Client authentication failed.",

@@ -15,6 +15,7 @@ from ..store import log_unavailable
 
 __all__ = ["TokenError", "SPENT", "REVOKED_FAMILIES", "LOCKS", "FAILURES", "TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_IN_QUERY",
            "INSUFFICIENT_SCOPE", "CLIENT_AUTH_FAILED", "CLIENT_AUTH_THROTTLED", "CLIENT_DISABLED",
+           "HASHING_BUSY",
            "REFRESH_TOKEN_REUSE", "TOKEN_REVOKED", "OAUTH_REQUEST_INVALID", "PLAINTEXT_REFUSED",
            "PATH_NOT_NORMALIZED", "METHOD_INVALID", "STORE_UNAVAILABLE", "plaintext", "unavailable"]
 
@@ -28,6 +29,8 @@ INSUFFICIENT_SCOPE = "insufficient-scope"
 CLIENT_AUTH_FAILED = "client-auth-failed"
 CLIENT_AUTH_THROTTLED = "client-auth-throttled"
 CLIENT_DISABLED = "client-disabled"
+#: No password-hashing slot freed in time (``max_concurrent_hashes``): 503, nobody passes.
+HASHING_BUSY = "hashing-busy"
 REFRESH_TOKEN_REUSE = "refresh-token-reuse"
 TOKEN_REVOKED = "token-revoked"
 OAUTH_REQUEST_INVALID = "oauth-request-invalid"
