@@ -36,6 +36,7 @@ fetched and requests are only signed.
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import os
 import secrets
@@ -211,6 +212,28 @@ except ImportError:  # pragma: no cover - requests is needed only by partners
     _AuthBase = object
 
 
+class _RetryLater(Exception):
+    """A refusal that names when to try again (503 or 429 with ``Retry-After``)."""
+
+    def __init__(self, error: TokenError, seconds: float):
+        super().__init__(error)
+        self.error, self.seconds = error, seconds
+
+
+def _retry_after(response) -> float | None:
+    """``Retry-After`` in seconds (RFC 9110 §10.2.3: delay-seconds or an HTTP-date)."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
 class PartnerAuth(_AuthBase):
     """``requests`` auth for a wsgisec-protected API (see the module docstring).
 
@@ -222,13 +245,17 @@ class PartnerAuth(_AuthBase):
     ``headers``: extra headers sent with every token request and added (when absent) to
     every signed request, e.g. ``{"X-Forwarded-Proto": "https"}`` for a local proxy that
     the API trusts; they are not covered by the signature.
+    ``token_retries``: how often a token request answered 503 or 429 with ``Retry-After``
+    (RFC 9110 §10.2.3; the token endpoint's hashing bound, a throttle) is sent again,
+    after the wait it names, at most ``max_retry_wait`` seconds each; then
+    :class:`TokenError` with the server's answer.
     """
 
     def __init__(self, base_url: str, *, client_id: str, client_secret: str | None = None,
                  request_token: str | None = None, keyid: str, signing_key, scope: str | None = None,
                  token_path: str = "/oauth/token", request_token_header: str = "X-Request-Token",
                  renew_before: int = 60, keystore=None, session=None, components=DEFAULT_COMPONENTS,
-                 headers=None, clock=time.time):
+                 headers=None, token_retries=2, max_retry_wait=10.0, clock=time.time, sleep=time.sleep):
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self._client_secret = client_secret
@@ -244,6 +271,9 @@ class PartnerAuth(_AuthBase):
         self.headers = dict(headers or {})
         self.components = tuple(components)
         self.clock = clock
+        self.token_retries = int(token_retries)
+        self.max_retry_wait = float(max_retry_wait)
+        self._sleep = sleep
         self._lock = threading.Lock()
 
     def __repr__(self):  # never show secrets
@@ -265,7 +295,9 @@ class PartnerAuth(_AuthBase):
                 try:
                     fresh = self._token_request({"grant_type": "refresh_token",
                                                  "refresh_token": tokens["refresh_token"]})
-                except TokenError:
+                except TokenError as error:
+                    if error.status not in (400, 401):
+                        raise  # the server is busy or failing, not refusing the refresh token
                     fresh = None  # refresh token expired or revoked: start again
             if fresh is None:
                 data = {"grant_type": "client_credentials"}
@@ -276,6 +308,16 @@ class PartnerAuth(_AuthBase):
             return fresh["access_token"]
 
     def _token_request(self, data: dict) -> dict:
+        for attempt in range(self.token_retries + 1):
+            try:
+                return self._token_request_once(data)
+            except _RetryLater as later:
+                if attempt == self.token_retries:
+                    raise later.error from None
+                self._sleep(min(later.seconds, self.max_retry_wait))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _token_request_once(self, data: dict) -> dict:
         session = self.session or _requests.Session()
         try:
             request = _requests.Request("POST", self.token_url, data=data, headers=dict(self.headers),
@@ -291,7 +333,11 @@ class PartnerAuth(_AuthBase):
             if session is not self.session:
                 session.close()
         if response.status_code != 200 or not isinstance(document, dict) or "access_token" not in document:
-            raise TokenError.from_response(response.status_code, document)
+            error = TokenError.from_response(response.status_code, document)
+            seconds = _retry_after(response) if response.status_code in (429, 503) else None
+            if seconds is not None:
+                raise _RetryLater(error, seconds)
+            raise error
         expires_in = int(document.get("expires_in", 3600))
         return {"access_token": document["access_token"], "refresh_token": document.get("refresh_token"),
                 "expires_at": self.clock() + expires_in, "scope": document.get("scope")}
