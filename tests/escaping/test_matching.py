@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from wsgisec.escaping import matching
 from wsgisec.escaping.matching import Matcher
 from wsgisec.escaping.reflection import Candidate, Neutraliser, neutralise
 
@@ -36,12 +37,21 @@ candidate_lists = st.lists(st.builds(Candidate, st.sampled_from(["query", "form"
                                      st.sampled_from(["q", "r"]), values), max_size=14)
 
 
-@pytest.mark.parametrize("few", [0, 1000], ids=["one-regex", "value-by-value"])
+@pytest.mark.parametrize("few, long", [(0, matching.LONG), (0, 3), (1000, matching.LONG)],
+                         ids=["one-regex", "regex-and-long-values-by-value", "value-by-value"])
 @hsettings(max_examples=400, deadline=None)
-@given(text=st.text(ALPHABET, max_size=80), candidates=candidate_lists, data=st.data())
-def test_matcher_finds_what_the_value_by_value_search_found(few, text, candidates, data):
+@given(candidates=candidate_lists, data=st.data())
+def test_matcher_finds_what_the_value_by_value_search_found(few, long, candidates, data):
+    # The text is made of the values themselves and single characters, so occurrences,
+    # overlaps and near misses are the rule rather than luck.
+    pieces = st.sampled_from([c.value for c in candidates] + list(ALPHABET))
+    text = data.draw(st.lists(pieces, max_size=24).map("".join), label="text")
     safe = data.draw(st.integers(0, len(text) + 1), label="safe")
-    matcher = Matcher(candidates, few=few)
+    saved, matching.LONG = matching.LONG, long  # values longer than this bypass the trie
+    try:
+        matcher = Matcher(candidates, few=few)
+    finally:
+        matching.LONG = saved
     assert matcher.spans(text, safe) == reference(text, candidates, safe)
     assert matcher.present(text) == any(c.value in text for c in candidates)
 
@@ -53,8 +63,8 @@ def test_self_overlapping_value_is_found_non_overlapping_and_longest_first():
         (0, 4), (0, 2), (1, 2), (2, 2), (3, 2), (4, 2)]  # "<a<a" once: the next would overlap it
 
 
-def test_a_deep_trie_still_finds_every_value():
-    # 256 values, each a prefix of the next plus a branch: the deepest trie collect() allows.
+def test_long_and_deep_values_are_all_found():
+    # 256 values, each the previous one's prefix plus a branch; most longer than LONG.
     candidates = [Candidate("query", f"q{n}", "<" * n + "x") for n in range(1, 257)]
     text = "<p>" + "<" * 200 + "x</p>"
     assert Matcher(candidates, few=0).spans(text, len(text)) == reference(text, candidates, len(text))

@@ -22,21 +22,27 @@ position the longest value comes first and candidates with the same value are or
 tuples. Values of different candidates may overlap; the caller decides which to replace.
 Empty values are never looked for (they occur everywhere and mean nothing).
 
-Cost: compiling is linear in the total length of the values (a few ms for 256 values);
-the scan is linear in the page for values whose prefixes do not repeat inside the page,
-and at worst the page length times the longest prefix of a value found at one position.
-With at most :data:`FEW` distinct values the per-value ``str.find`` is cheaper than the
-compile, so it is used instead (same result).
+Cost: compiling is linear in the total length of the values (a few ms for 256 values).
+The trie scan is linear in the page when prefixes of values do not repeat inside it, and
+at worst the page length times the longest prefix followed from one position; values
+longer than :data:`LONG` characters are therefore searched one by one (``str.find`` is
+linear for any value), which bounds that factor. A caller who sends many long values
+pays one page pass per long value, as before the matcher, never more. With at most
+:data:`FEW` distinct values the per-value search is cheaper than the compile, so it is
+used instead. Every path gives the same result.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["Matcher", "FEW"]
+__all__ = ["Matcher", "FEW", "LONG"]
 
 #: Up to this many distinct values, search value by value (cheaper than compiling).
 FEW = 4
+#: Longer values are searched one by one (``str.find`` is linear in the page for any
+#: value); the trie holds the rest, so one position costs at most this many steps.
+LONG = 32
 
 
 class Matcher:
@@ -49,25 +55,28 @@ class Matcher:
                 self.by_value.setdefault(candidate.value, []).append(candidate)
         self.lengths = sorted({len(value) for value in self.by_value})
         self.pattern = None
+        self.searched = tuple(self.by_value)  # the values looked for one by one
         self._chains: dict[str, list[str]] = {}
-        if len(self.by_value) > (FEW if few is None else few):
+        short = [value for value in self.by_value if len(value) <= LONG]
+        if len(self.by_value) > (FEW if few is None else few) and short:
             try:
-                self.pattern = re.compile(_trie_pattern(self.by_value))
+                self.pattern = re.compile(_trie_pattern(short))
+                self.searched = tuple(value for value in self.by_value if len(value) > LONG)
             except (RecursionError, re.error, OverflowError):
-                # Too deep a trie for sre: the value-by-value search finds the same.
-                self.pattern = None
+                pass  # too deep a trie for sre: the value-by-value search finds the same
 
     def present(self, text: str) -> bool:
-        """Whether any value occurs in ``text`` (one pass)."""
-        if self.pattern is not None:
-            return self.pattern.search(text) is not None
-        return any(value in text for value in self.by_value)
+        """Whether any value occurs in ``text``."""
+        if self.pattern is not None and self.pattern.search(text) is not None:
+            return True
+        return any(value in text for value in self.searched)
 
     def spans(self, text: str, safe: int) -> list:
         """``(start, -length, candidate)`` for each occurrence starting before ``safe``."""
+        spans = self._spans_by_value(text, safe)
         if self.pattern is None:
-            return self._spans_by_value(text, safe)
-        spans = []
+            spans.sort()
+            return spans
         allowed: dict[str, int] = {}  # a value's next occurrence may not start before this
         search = self.pattern.search
         position = 0
@@ -88,12 +97,12 @@ class Matcher:
 
     def _spans_by_value(self, text, safe):
         spans = []
-        for value, candidates in self.by_value.items():
+        for value in self.searched:
+            candidates = self.by_value[value]
             i = text.find(value)
             while 0 <= i < safe:
                 spans.extend((i, -len(value), candidate) for candidate in candidates)
                 i = text.find(value, i + len(value))
-        spans.sort()
         return spans
 
     def _chain(self, longest: str) -> list[str]:
