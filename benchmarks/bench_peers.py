@@ -25,9 +25,10 @@ costs over it):
   carry a request token and an RFC 9421 signature with a fresh nonce (pre-signed pools
   from ``bench_stack.signed_pool``).
 
-Each (stack, workload) is measured in ``--rounds`` rounds of ~0.1 s; the table gives the
-median µs per request with the spread (lowest-highest round), the added µs over the bare
-function and the ratio of that to what the peer adds. ``--json`` writes every number.
+Each (stack, workload) is measured in ``--rounds`` rounds of ~``--seconds`` each, taken
+round-robin (every case once per round, so a busy moment of a shared machine lands on all
+stacks alike); the table gives the median µs per request with the spread (lowest-highest
+round), the added µs over the bare function and the ratio of that to what the peer adds. ``--json`` writes every number.
 Not a test: the machine is shared, so read medians and ratios, not single digits.
 """
 
@@ -223,7 +224,8 @@ def templates(token):
     }
 
 
-def measure(app, template, expect, rounds, seconds=0.1):
+def calibrate(app, template, expect, seconds):
+    """How many calls make one round of about ``seconds`` (after checking the status)."""
     status = _call(app, template)
     if not status.startswith(expect):
         raise SystemExit(f"bench_peers: expected {expect}, got {status}")
@@ -234,23 +236,21 @@ def measure(app, template, expect, rounds, seconds=0.1):
         for _ in range(count):
             _call(app, template)
         elapsed = time.perf_counter() - start
-    count = max(1, int(count * seconds / elapsed))
-    per_round = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(count):
-            _call(app, template)
-        per_round.append((time.perf_counter() - start) / count * 1e6)
-    if not _call(app, template).startswith(expect):
-        raise SystemExit(f"bench_peers: the last call was not {expect}")
-    return {"median": statistics.median(per_round), "low": min(per_round), "high": max(per_round),
-            "count": count, "rounds": rounds}
+    return max(1, int(count * seconds / elapsed))
+
+
+def timed_round(app, template, count):
+    start = time.perf_counter()
+    for _ in range(count):
+        _call(app, template)
+    return (time.perf_counter() - start) / count * 1e6
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", default=os.path.join(tempfile.gettempdir(), "bench_peers.json"))
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--seconds", type=float, default=0.1, help="length of one round of one case")
     parser.add_argument("--pool", type=int, default=16000, help="pre-signed requests per signed workload")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # events are logged per request; not what is measured
@@ -262,22 +262,33 @@ def main(argv=None):
                  "W2": Pool(flag, signed_pool(credentials, "POST", "/api/items", POST_BODY, size=args.pool)),
                  "W3": flag}
     peer_token = "peer-" + "t" * 40
+    peer = peer_stack(peer_token)
     stacks = [("bare WSGI function", lambda w: bare, peer_token),
-              ("Flask + ProxyFix + flask-talisman + Authlib bearer (peer)", lambda w: peer_stack(peer_token), peer_token),
+              ("Flask + ProxyFix + flask-talisman + Authlib bearer (peer)", lambda w: peer, peer_token),
               ("wsgisec error_masker + https + token_auth + escaping", lambda w: four, four_token),
               ("wsgisec flagship (partner_api.ini, 7 layers) on SQLite", lambda w: flag_apps[w],
                credentials["access_token"])]
-    results = {}
-    peer_app = None
+    cases = []
     for name, app_for, token in stacks:
-        results[name] = {}
         for workload in WORKLOADS:
             template, expect = templates(token)[workload]
             app = app_for(workload)
-            if name.endswith("(peer)"):
-                peer_app = peer_app or app
-                app = peer_app
-            results[name][workload] = measure(app, template, expect, args.rounds)
+            cases.append((name, workload, app, template, expect,
+                          calibrate(app, template, expect, args.seconds)))
+    # Round-robin: every case runs once per round, so a busy moment of the (shared)
+    # machine lands on all stacks alike instead of on whichever ran then.
+    per_round = {(name, workload): [] for name, workload, *_ in cases}
+    for _ in range(args.rounds):
+        for name, workload, app, template, expect, count in cases:
+            per_round[name, workload].append(timed_round(app, template, count))
+    results = {}
+    for name, workload, app, template, expect, count in cases:
+        if not _call(app, template).startswith(expect):
+            raise SystemExit(f"bench_peers: {name} {workload}: the last call was not {expect}")
+        rounds = per_round[name, workload]
+        results.setdefault(name, {})[workload] = {
+            "median": statistics.median(rounds), "low": min(rounds), "high": max(rounds),
+            "count": count, "rounds": len(rounds)}
     report(results, args.json)
 
 
@@ -296,8 +307,17 @@ def report(results, path):
             ratio = f"{row['ratio_to_peer']:.2f}" if row["ratio_to_peer"] is not None else "-"
             line += f" {spread:>22} {row['added']:+7.1f} {ratio:>6}"
         print(line)
+    print("\n| stack |" + "".join(f" {w} µs (low-high) | {w} added | ×peer |" for w in WORKLOADS))
+    print("|---|" + "---:|" * 3 * len(WORKLOADS))
+    for name in names:
+        cells = []
+        for workload in WORKLOADS:
+            row = results[name][workload]
+            ratio = f"{row['ratio_to_peer']:.2f}" if row["ratio_to_peer"] is not None else "-"
+            cells.append(f" {row['median']:.1f} ({row['low']:.0f}-{row['high']:.0f}) | {row['added']:+.0f} | {ratio} |")
+        print(f"| {name} |" + "".join(cells))
     with open(path, "w", encoding="utf-8") as out:
-        json.dump({"python": sys.version.split()[0], "results": results}, out, indent=1)
+        json.dump({"python": sys.version.split()[0], "load": os.getloadavg(), "results": results}, out, indent=1)
     print(f"\nJSON: {path}")
 
 
