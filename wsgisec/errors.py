@@ -26,6 +26,8 @@ under an incident id that the caller is shown and can quote.
   messages (SQLite, PostgreSQL, MySQL/MariaDB, Oracle, SQL Server, SQLAlchemy), Java and
   PHP traces and server file paths. A response that leaks becomes a generic 500. With
   ``mask_leaks = 5xx`` only error responses are looked at (no cost on successful ones).
+  The scan (:mod:`wsgisec.leak_scan`) is one translated pass over the body, ~67 µs on a
+  50 KB page (``benchmarks/bench_leaks.py``).
 * ``Server``, ``X-Powered-By``, ``X-AspNet-Version`` and similar fingerprinting headers
   are removed (OWASP Secure Headers project). A WSGI server may add its own ``Server``
   header after us: ``wsgisec serve`` tells waitress not to (``ident =``).
@@ -76,6 +78,7 @@ from . import events, settings
 from .layer import Layer, layer_factory
 from .responses import problem
 from .held import HeldResponse
+from .leak_scan import _LEAK_PATTERNS, _NEEDLES, _compile, find_leak  # noqa: F401 (re-exported)
 from .wsgi import ClosingIterator, close_iterable, header
 from .store import StoreUnavailable, coerce as coerce_store
 
@@ -107,120 +110,8 @@ SETTINGS = {
     "store": (settings.optional(settings.store_url), None),
 }
 
-# One alternation, one pass over the body; each branch names the kind of leak.
-# Bounded repetitions only, so a hostile body cannot make the scan slow.
-_LEAK_PATTERNS = {
-    # Also inside a JSON string (escaped quotes) or re-quoted with ' by a legacy app.
-    "python-traceback": rb"Traceback \(most recent call last\)"
-                        rb"|File \\?[\"'][^\"'\n]{1,300}\\?[\"'], line \d{1,7}, in ",
-    "werkzeug-debugger": rb"Werkzeug Debugger|The debugger caught an exception in your WSGI application|\?__debugger__=",
-    "django-debug": rb"You(?:'|&#x27;|&#39;)re seeing this error because you have <code>DEBUG = True</code>"
-                    rb"|<th>Exception Value:</th>",
-    "pyramid-debug": rb"pyramid_debugtoolbar|Pyramid Debug Toolbar",
-    "bottle-debug": rb"<h2>Traceback:</h2>",
-    "sqlite-error": rb"sqlite3\.(?:Operational|Integrity|Programming|Database)Error"
-                    rb'|near "[^"\n]{0,100}": syntax error|no such (?:table|column): |unrecognized token: "',
-    "postgresql-error": rb"psycopg2?\.(?:errors|extensions)\.\w{1,60}|psycopg2?\.\w{0,40}Error|syntax error at or near \"|PG::\w{0,60}Error"
-                        rb"|unterminated quoted string at or near|relation \"[^\"\n]{1,100}\" does not exist",
-    "mysql-error": rb"You have an error in your SQL syntax|MySQLdb\._exceptions|pymysql\.err\."
-                   rb"|Warning: mysql_|SQLSTATE\[[0-9A-Z]{5}\]|MariaDB server version for the right syntax",
-    "oracle-error": rb"ORA-\d{5}:|cx_Oracle\.|quoted string not properly terminated",
-    "mssql-error": rb"Unclosed quotation mark after the character string|Microsoft OLE DB Provider for SQL Server"
-                   rb"|System\.Data\.SqlClient\.SqlException",
-    "sqlalchemy-error": rb"sqlalchemy\.exc\.\w{1,60}",
-    "java-trace": rb"\tat (?:java|javax|org\.springframework|org\.apache)\.[\w.$]{1,200}\(|Exception in thread \"",
-    "php-error": rb"<b>(?:Fatal error|Parse error|Warning)</b>: .{0,300}? on line <b>\d+</b>",
-    "server-path": rb"/(?:site|dist)-packages/|/usr/(?:local/)?lib/python3",
-}
-
-# One pass over the body (issue 13). Python's regex engine tries every branch of an
-# alternation at every position (that scan cost ~450 ns a byte, 27 ms on a 60 KB page,
-# whenever a cheap substring filter let a page through). So each signature below is a
-# single alternative with an *anchor*: a literal that every match of it contains and
-# that starts with a byte rare in ordinary pages (some capitals, b g m x y z _ ? -; not q,
-# which every &quot; has). All anchors
-# form one alternation of literals, which the engine scans at C speed, stopping only on
-# those rare bytes; an anchor found is confirmed by its own signature in a window
-# around it (every signature is bounded, so the window holds any match of it).
-_SIGNATURES = (
-    # (kind, its pattern (one alternative of _LEAK_PATTERNS[kind]), its anchors)
-    ("python-traceback", rb"Traceback \(most recent call last\)", (b"Traceback",)),
-    ("python-traceback", rb"File \\?[\"'][^\"'\n]{1,300}\\?[\"'], line \d{1,7}, in ", (b"File ",)),
-    ("werkzeug-debugger", rb"Werkzeug Debugger", (b"Werkzeug Debugger",)),
-    ("werkzeug-debugger", rb"The debugger caught an exception in your WSGI application", (b"The debugger caught",)),
-    ("werkzeug-debugger", rb"\?__debugger__=", (b"?__debugger__=",)),
-    ("django-debug", rb"You(?:'|&#x27;|&#39;)re seeing this error because you have <code>DEBUG = True</code>",
-     (b"DEBUG = True",)),
-    ("django-debug", rb"<th>Exception Value:</th>", (b"Exception Value:",)),
-    ("pyramid-debug", rb"pyramid_debugtoolbar", (b"_debugtoolbar",)),
-    ("pyramid-debug", rb"Pyramid Debug Toolbar", (b"Pyramid Debug Toolbar",)),
-    ("bottle-debug", rb"<h2>Traceback:</h2>", (b"Traceback",)),
-    ("sqlite-error", rb"sqlite3\.(?:Operational|Integrity|Programming|Database)Error",
-     (b"OperationalError", b"yError", b"ProgrammingError", b"DatabaseError")),
-    ("sqlite-error", rb'near "[^"\n]{0,100}": syntax error', (b"x error",)),
-    ("sqlite-error", rb"no such (?:table|column): ", (b"ble: ", b"mn: ")),
-    ("sqlite-error", rb'unrecognized token: "', (b"zed token",)),
-    ("postgresql-error", rb"psycopg2?\.(?:errors|extensions)\.\w{1,60}|psycopg2?\.\w{0,40}Error", (b"ycopg",)),
-    ("postgresql-error", rb'syntax error at or near "', (b"x error",)),
-    ("postgresql-error", rb"PG::\w{0,60}Error", (b"PG::",)),
-    ("postgresql-error", rb"unterminated quoted string at or near", (b"g at or near",)),
-    ("postgresql-error", rb'relation "[^"\n]{1,100}" does not exist', (b"xist",)),
-    ("mysql-error", rb"You have an error in your SQL syntax", (b"SQL syntax",)),
-    ("mysql-error", rb"MySQLdb\._exceptions", (b"MySQLdb",)),
-    ("mysql-error", rb"pymysql\.err\.", (b"ymysql",)),
-    ("mysql-error", rb"Warning: mysql_", (b"Warning: mysql_",)),
-    ("mysql-error", rb"SQLSTATE\[[0-9A-Z]{5}\]", (b"SQLSTATE[",)),
-    ("mysql-error", rb"MariaDB server version for the right syntax", (b"MariaDB server",)),
-    ("oracle-error", rb"ORA-\d{5}:", (b"ORA-",)),
-    ("oracle-error", rb"cx_Oracle\.", (b"_Oracle",)),
-    ("oracle-error", rb"quoted string not properly terminated", (b"y terminated",)),
-    ("mssql-error", rb"Unclosed quotation mark after the character string", (b"Unclosed quotation",)),
-    ("mssql-error", rb"Microsoft OLE DB Provider for SQL Server", (b"Microsoft OLE DB",)),
-    ("mssql-error", rb"System\.Data\.SqlClient\.SqlException", (b"SqlClient",)),
-    ("sqlalchemy-error", rb"sqlalchemy\.exc\.\w{1,60}", (b"y.exc.",)),
-    ("java-trace", rb"\tat (?:java|javax|org\.springframework|org\.apache)\.[\w.$]{1,200}\(", (b"\tat ",)),
-    ("java-trace", rb'Exception in thread "', (b"Exception in thread",)),
-    ("php-error", rb"<b>(?:Fatal error|Parse error|Warning)</b>: .{0,300}? on line <b>\d+</b>",
-     (b"Fatal error</b>", b"Parse error</b>", b"Warning</b>")),
-    ("server-path", rb"/(?:site|dist)-packages/", (b"-packages/",)),
-    ("server-path", rb"/usr/(?:local/)?lib/python3", (b"ython3",)),
-)
-# A match of any signature lies within this many bytes before / after its anchor.
-_BEFORE, _AFTER = 256, 1024
-
-_CHECKS: dict = {}
-for _kind, _pattern, _anchors in _SIGNATURES:
-    for _anchor in _anchors:
-        _CHECKS.setdefault(_anchor, []).append((_kind, re.compile(_pattern)))
-#: Every anchor (a leak contains at least one; tests/test_errors.py checks the samples).
-_NEEDLES = tuple(_CHECKS)
-_ANCHORS = re.compile(b"|".join(re.escape(anchor) for anchor in sorted(_NEEDLES, key=len, reverse=True)))
-
 _TEXT_TYPES = ("text/", "application/json", "application/problem+json", "application/xml",
                "application/javascript", "application/xhtml+xml", "application/ld+json")
-
-
-def _compile(patterns: dict) -> re.Pattern:
-    return re.compile(b"|".join(b"(?P<%s>%s)" % (name.replace("-", "_").encode(), pattern)
-                                for name, pattern in patterns.items()))
-
-
-def find_leak(body: bytes, extra: re.Pattern | None = None) -> str | None:
-    """The kind of leak in ``body`` (e.g. ``"sqlite-error"``), or None.
-
-    One scan for the anchors; each anchor found is confirmed by its own signatures in a
-    bounded window, so the cost is linear in the body whatever it holds.
-    """
-    for found in _ANCHORS.finditer(body):
-        start = found.start()
-        for kind, check in _CHECKS[found.group()]:
-            if check.search(body, max(0, start - _BEFORE), found.end() + _AFTER):
-                return kind
-    if extra is not None:
-        match = extra.search(body)
-        if match:
-            return match.lastgroup.replace("_", "-")
-    return None
 
 
 class ErrorMasker(Layer):

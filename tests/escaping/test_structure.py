@@ -203,3 +203,33 @@ class Value:
 def test_injected(body, value, found):
     assert is_structural(value)
     assert bool(injected(body, [Value(value)])) is found
+
+
+# -- the shortcut: a request with nothing structural is not parsed for it -------------
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+from wsgisec.escaping.candidates import collect, may_hold  # noqa: E402
+from wsgisec.escaping.structure import STRUCTURAL_CHARS  # noqa: E402
+
+_SOURCES = ("query", "form", "json", "path", "headers")
+_HEADERS = (("HTTP_REFERER", "Referer"), ("HTTP_USER_AGENT", "User-Agent"))
+_RAW = st.text(st.sampled_from('ab=&+%2227BD5"{}[]/é\u00e9 '), max_size=24)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(query=_RAW, path=_RAW, referer=_RAW, form=st.none() | _RAW)
+def test_may_hold_is_false_only_when_collect_finds_nothing_structural(query, path, referer, form):
+    environ = {"QUERY_STRING": query, "PATH_INFO": "/" + path, "HTTP_REFERER": referer}
+    body = None if form is None else ("form", form.encode("utf-8"))
+    found = collect(environ, body, sources=_SOURCES, minimum=1, header_keys=_HEADERS, rule=is_structural)
+    if not may_hold(environ, body, STRUCTURAL_CHARS, sources=_SOURCES, header_keys=_HEADERS):
+        assert found == []
+
+
+def test_structural_value_in_the_query_is_still_refused_after_the_shortcut():
+    # %22 decodes to a quote: the raw check must not skip it.
+    environ = {"QUERY_STRING": "q=%22%7D", "PATH_INFO": "/x"}
+    assert may_hold(environ, None, STRUCTURAL_CHARS, sources=_SOURCES, header_keys=_HEADERS)
+    assert not may_hold({"QUERY_STRING": "id=42", "PATH_INFO": "/api/items"}, None, STRUCTURAL_CHARS,
+                        sources=_SOURCES, header_keys=_HEADERS)

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from .reflection import Candidate, is_candidate
 from ..wsgi import BodyTooLarge, read_body
 
-__all__ = ["collect", "request_body", "safe_name", "MAX_CANDIDATES"]
+__all__ = ["collect", "may_hold", "request_body", "safe_name", "MAX_CANDIDATES"]
 
 MAX_CANDIDATES = 256
 _SAFE_NAME = re.compile(r"[\w.\[\]-]{1,64}")
@@ -65,6 +65,24 @@ def collect(environ, body, *, sources, minimum, header_keys, rule=None) -> list[
             if value:
                 add("header", name, _wsgi_text(value))
     return list(found.values())
+
+
+def may_hold(environ, body, chars: str, *, sources, header_keys) -> bool:
+    """False only if no value :func:`collect` could return holds one of ``chars`` (ASCII):
+    a check of the raw query string, path and headers, so a request with nothing to look
+    for skips the parsing. Percent-encoding (``%``) and a JSON body (``\\u`` escapes)
+    count as "may"; UTF-8 re-decoding never yields an ASCII character."""
+    looked = set(chars) | {"%"}
+    if body is not None and (body[0] == "json" or not looked.isdisjoint(body[1].decode("latin-1"))):
+        return True
+    raw = []
+    if "query" in sources:
+        raw.append(environ.get("QUERY_STRING", ""))
+    if "path" in sources:
+        raw.append(environ.get("PATH_INFO", ""))
+    if "headers" in sources:
+        raw.extend(environ.get(key) or "" for key, _name in header_keys)
+    return any(not looked.isdisjoint(value) for value in raw)
 
 
 def request_body(environ, sources, limit):

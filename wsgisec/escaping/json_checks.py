@@ -7,11 +7,11 @@ response's ``layer``, ``environ``, ``request_body``, ``schema``, ``held`` and ``
 from __future__ import annotations
 
 from .. import events
-from .candidates import safe_name
+from .candidates import may_hold, safe_name
 from .reflection import Finding
 from .response_schema import RESPONSE_SCHEMA, violation
-from .structure import (EMPTY, RESPONSE_INVALID, STRUCTURE_INJECTION, Refused as _Refused, injected,
-                        is_structural, parse_json)
+from .structure import (EMPTY, RESPONSE_INVALID, STRUCTURAL_CHARS, STRUCTURE_INJECTION, Refused as _Refused,
+                        injected, is_structural, parse_json)
 
 __all__ = ["JSONChecks", "UNPARSED"]
 
@@ -34,7 +34,11 @@ class JSONChecks:
         if problem:
             raise _Refused(RESPONSE_INVALID, "the app's JSON response does not parse; masked",
                            {"check": problem, "media_type": self._mime()})
-        values = self.layer.candidates(self.environ, self.request_body, rule=is_structural)
+        layer = self.layer
+        # Most requests send nothing that could forge JSON: then nothing is parsed.
+        values = layer.candidates(self.environ, self.request_body, rule=is_structural) \
+            if may_hold(self.environ, self.request_body, STRUCTURAL_CHARS, sources=layer.reflect_sources,
+                        header_keys=layer.header_keys) else ()
         found = injected(body, values) if values else ()
         if found:
             first = found[0]

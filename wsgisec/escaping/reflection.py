@@ -44,8 +44,9 @@ each occurrence only, so a payload cannot change the context it is judged in, an
 the neutralised value it continues in the same state (the replacement is inert there).
 In XML mode there are no raw-text elements; CDATA sections, comments and PIs are known.
 
-Three modules, one idea each: this one matches the request values in the document
-(:class:`Neutraliser`, :func:`neutralise`), :mod:`wsgisec.escaping.html_scanner` finds the
+Four modules, one idea each: this one replaces the request values in the document
+(:class:`Neutraliser`, :func:`neutralise`), :mod:`wsgisec.escaping.matching` finds where
+they occur (all values in one pass), :mod:`wsgisec.escaping.html_scanner` finds the
 context, :mod:`wsgisec.escaping.encoders` holds the encoders and the decision.
 """
 
@@ -58,6 +59,7 @@ from typing import NamedTuple
 # from here.
 from .encoders import BLOCKED_URL, URL_ATTRIBUTES, dangerous_url, js_escape, replacement as _replacement
 from .html_scanner import Scanner
+from .matching import Matcher
 
 __all__ = ["Candidate", "Finding", "Neutraliser", "neutralise", "is_candidate", "dangerous_url",
            "js_escape", "BLOCKED_URL", "URL_ATTRIBUTES"]
@@ -97,8 +99,9 @@ class Neutraliser:
     :meth:`finish` returns the rest. ``findings`` grows as occurrences are replaced.
     """
 
-    def __init__(self, candidates, xml: bool = False):
+    def __init__(self, candidates, xml: bool = False, matcher: Matcher | None = None):
         self.candidates = tuple(candidates)
+        self.matcher = matcher or Matcher(self.candidates)  # compiled once per document
         self.scanner = Scanner(xml)
         self.keep = max([16] + [len(c.value) - 1 for c in self.candidates])
         self.carry = ""
@@ -120,14 +123,7 @@ class Neutraliser:
 
     def _process(self, text: str, safe: int, final: bool):
         """Replace occurrences that start before ``safe``; ``(output, consumed)``."""
-        spans = []
-        for candidate in self.candidates:
-            value = candidate.value
-            i = text.find(value)
-            while 0 <= i < safe:
-                spans.append((i, -len(value), candidate))
-                i = text.find(value, i + len(value))
-        spans.sort()
+        spans = self.matcher.spans(text, safe)  # every value in one pass: matching.py
         scanner = self.scanner
         pieces = []
         copied = scanned = 0  # text[:copied] is in pieces; the scanner has read text[:scanned]
@@ -163,9 +159,10 @@ def neutralise(text: str, candidates, xml: bool = False):
 
     ``candidates`` are :class:`Candidate` tuples already filtered by :func:`is_candidate`.
     """
-    if not any(candidate.value in text for candidate in candidates):
+    matcher = Matcher(candidates)
+    if not matcher.present(text):
         return text, []
-    neutraliser = Neutraliser(candidates, xml)
+    neutraliser = Neutraliser(candidates, xml, matcher)
     neutraliser.keep = 0
     out = neutraliser._process(text, len(text), final=True)[0]
     if not neutraliser.findings:

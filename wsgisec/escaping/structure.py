@@ -31,7 +31,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml
 
-__all__ = ["json_problem", "parse_json", "xml_problem", "injected", "is_structural", "EMPTY",
+__all__ = ["json_problem", "parse_json", "xml_problem", "injected", "is_structural", "STRUCTURAL_CHARS", "EMPTY",
            "Refused", "RESPONSE_INVALID", "STRUCTURE_INJECTION"]
 
 RESPONSE_INVALID = "response-invalid"
@@ -42,7 +42,9 @@ EMPTY = object()
 
 # In valid JSON no '"' occurs outside strings, so this finds exactly the string tokens.
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_STRUCTURAL = frozenset('"{}[]')
+#: A request value holding one of these could forge JSON structure.
+STRUCTURAL_CHARS = '"{}[]'
+_STRUCTURAL = frozenset(STRUCTURAL_CHARS)
 
 
 def is_structural(value: str) -> bool:
