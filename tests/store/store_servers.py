@@ -5,6 +5,7 @@ partner of the flagship stack (signed, with a bearer token)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import shutil
 import signal
@@ -165,14 +166,29 @@ def sentinel(directory):
         _stop(processes)
 
 
+_RUNNING: dict = {}
+
+
+def _once(name, servers, tmp_path_factory) -> str:
+    """Start ``servers`` (cluster or sentinel) once per test process; stopped at its exit.
+
+    The session fixtures below are imported into several modules, and an imported fixture
+    is a fixture of each module: without this, each module would start its own Cluster.
+    """
+    if name not in _RUNNING:
+        running = servers(tmp_path_factory.mktemp(f"redis-{name}"))
+        _RUNNING[name] = running.__enter__()
+        atexit.register(running.__exit__, None, None, None)
+    return _RUNNING[name]
+
+
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory):
     """``redis+cluster://`` URL of a local Cluster, once per session (skips without the binaries)."""
     if REDIS_SERVER is None or REDIS_CLI is None:
         pytest.skip("needs the redis-server and redis-cli binaries (apt-get install redis-server)")
     pytest.importorskip("redis")
-    with cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
-        yield url
+    return _once("cluster", cluster, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -181,8 +197,7 @@ def redis_sentinel(tmp_path_factory):
     if REDIS_SERVER is None:
         pytest.skip("needs the redis-server binary (apt-get install redis-server)")
     pytest.importorskip("redis")
-    with sentinel(tmp_path_factory.mktemp("redis-sentinel")) as url:
-        yield url
+    return _once("sentinel", sentinel, tmp_path_factory)
 
 @pytest.fixture(name="store", params=["sqlite", "redis", "redis-cluster", "redis-sentinel"])
 def every_store(request, tmp_path):
