@@ -50,15 +50,23 @@ def servers():
         server.stop()
 
 
-def executed(browser, url, click=None, form=None) -> bool:
-    """Open ``url`` (then click ``click``, or fill and submit ``form``); True if the
-    payload ran (it sets ``window.__xss`` or opens a dialog)."""
-    context = browser.new_context()
-    context.set_default_timeout(10000)
-    page = context.new_page()
-    dialogs = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    try:
+class Tab:
+    """One browser tab for the whole module: every ``goto`` starts a fresh document (its
+    own ``window``, focus and scripts), so cases stay independent without paying for a
+    new browser context each time."""
+
+    def __init__(self, browser):
+        self.context = browser.new_context()
+        self.context.set_default_timeout(10000)
+        self.page = self.context.new_page()
+        self.dialogs = []
+        self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+
+    def executed(self, url, click=None, form=None) -> bool:
+        """Open ``url`` (then click ``click``, or fill and submit ``form``); True if the
+        payload ran (it sets ``window.__xss`` or opens a dialog)."""
+        page = self.page
+        self.dialogs.clear()
         page.goto(url, wait_until="load")
         if form is not None:
             selector, value = form
@@ -68,9 +76,14 @@ def executed(browser, url, click=None, form=None) -> bool:
         if click is not None:
             page.click(click)
         settled(page)
-        return bool(dialogs) or page.evaluate("window.__xss === 1")
-    finally:
-        context.close()
+        return bool(self.dialogs) or page.evaluate("window.__xss === 1")
+
+
+@pytest.fixture(scope="module")
+def tab(browser):
+    opened = Tab(browser)
+    yield opened
+    opened.context.close()
 
 
 CASES = [
@@ -106,18 +119,18 @@ CASES = [
 
 
 @pytest.mark.parametrize("app, path, params, click", CASES)
-def test_payload_runs_without_the_layer_and_not_with_it(browser, servers, app, path, params, click):
+def test_payload_runs_without_the_layer_and_not_with_it(tab, servers, app, path, params, click):
     query = "?" + urlencode(params)
-    assert executed(browser, servers[app, False] + path + query, click), "the payload should run on the bare app"
-    assert not executed(browser, servers[app, True] + path + query, click), "the layer let the payload run"
+    assert tab.executed(servers[app, False] + path + query, click), "the payload should run on the bare app"
+    assert not tab.executed(servers[app, True] + path + query, click), "the layer let the payload run"
 
 
-def test_stored_note_form_post(browser, servers):
+def test_stored_note_form_post(tab, servers):
     # The POST response reflects the form field: neutralised. (A note shown on a *later*
     # GET is stored XSS, not reflection: see the notes on CSP.)
     payload = "<img src=x onerror=window.__xss=1>"
-    assert executed(browser, servers["flask", False] + "/notes", form=("input[name=note]", payload))
-    assert not executed(browser, servers["flask", True] + "/notes", form=("input[name=note]", payload))
+    assert tab.executed(servers["flask", False] + "/notes", form=("input[name=note]", payload))
+    assert not tab.executed(servers["flask", True] + "/notes", form=("input[name=note]", payload))
 
 
 def test_blocked_link_is_inert_and_ordinary_pages_render(browser, servers):
