@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import pathlib
@@ -56,9 +58,18 @@ class Flagship:
         self.url = f"https://127.0.0.1:{port}"
 
     def cli(self, *args, check=True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "wsgisec.cli", *args, "--config", self.ini],
-                                cwd=self.directory, env=self.env, capture_output=True, text=True,
-                                timeout=60)
+        """``wsgisec ARGS --config INI`` as the operator runs it, in this process (the
+        server is the other process; each interpreter start cost ~1 s)."""
+        from wsgisec.cli import main
+
+        argv = [*args, "--config", self.ini]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:  # argparse's usage errors
+                code = exit_.code
+        result = subprocess.CompletedProcess(["wsgisec", *argv], code or 0, out.getvalue(), err.getvalue())
         if check:
             assert result.returncode == 0, result.stderr
         return result
