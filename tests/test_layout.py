@@ -5,7 +5,7 @@
   being split are listed in :data:`EXCEPTIONS` with the size they may not grow past.
 * Every practice (each ``paste.filter_factory`` entry point in setup.cfg) has its tests
   where its code is: ``tests/<practice>/`` for a package, ``tests/test_<practice>.py``
-  for a one-module practice (``https``, ``errors``).
+  for a one-module practice (``https``).
 * A one-module practice imports no practice package (tests/test_imports.py checks the
   packages themselves).
 """

@@ -109,7 +109,7 @@ _CHECKS: dict = {}
 for _kind, _pattern, _anchors in _SIGNATURES:
     for _anchor in _anchors:
         _CHECKS.setdefault(_anchor, []).append((_kind, re.compile(_pattern)))
-#: Every anchor (a leak contains at least one; tests/test_errors.py checks the samples).
+#: Every anchor (a leak contains at least one; tests/errors/test_errors.py checks the samples).
 _NEEDLES = tuple(_CHECKS)
 
 # Lead bytes become NUL, a real NUL becomes \x01 (so it never looks like a lead).

@@ -26,7 +26,7 @@ under an incident id that the caller is shown and can quote.
   messages (SQLite, PostgreSQL, MySQL/MariaDB, Oracle, SQL Server, SQLAlchemy), Java and
   PHP traces and server file paths. A response that leaks becomes a generic 500. With
   ``mask_leaks = 5xx`` only error responses are looked at (no cost on successful ones).
-  The scan (:mod:`wsgisec.leak_scan`) is one translated pass over the body, ~67 µs on a
+  The scan (:mod:`wsgisec.errors.leak_scan`) is one translated pass over the body, ~67 µs on a
   50 KB page (``benchmarks/bench_leaks.py``).
 * ``Server``, ``X-Powered-By``, ``X-AspNet-Version`` and similar fingerprinting headers
   are removed (OWASP Secure Headers project). A WSGI server may add its own ``Server``
@@ -74,13 +74,13 @@ import sys
 import time
 import traceback
 
-from . import events, settings
-from .layer import Layer, layer_factory
-from .responses import problem
-from .held import HeldResponse
+from .. import events, settings
+from ..layer import Layer, layer_factory
+from ..responses import problem
+from ..held import HeldResponse
 from .leak_scan import _LEAK_PATTERNS, _NEEDLES, _compile, find_leak  # noqa: F401 (re-exported)
-from .wsgi import ClosingIterator, close_iterable, header
-from .store import StoreUnavailable, coerce as coerce_store
+from ..wsgi import ClosingIterator, close_iterable, header
+from ..store import StoreUnavailable, coerce as coerce_store
 
 __all__ = ["ErrorMasker", "filter_factory", "SETTINGS", "find_leak"]
 
