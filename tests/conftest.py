@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pathlib
@@ -156,34 +157,59 @@ def redis_available() -> str | None:
     return None
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
+def redis_prefix_url(base: str = REDIS_URL) -> tuple[str, str]:
+    """``base`` with a key prefix of the test's own (``?prefix=``), and that prefix."""
+    prefix = f"wsgisec-test-{uuid.uuid4().hex}:"
+    return f"{base}{'&' if '?' in base else '?'}prefix={prefix}", prefix
+
+
+def drop_prefix(url: str, prefix: str) -> None:
+    """Delete the keys a test wrote under ``prefix`` (never the whole database)."""
+    from wsgisec.store import open_backend
+
+    backend = open_backend(url)
+    client = backend.client
+    for name in list(client.scan_iter(match=prefix + "*", count=1000)):
+        client.delete(name)  # one by one: on a Cluster the names live in several slots
+    backend.close()
+
+
+@contextlib.contextmanager
+def open_test_store(kind: str, tmp_path, redis_url: str | None = None):
+    """A store backend for one test: SQLite in ``tmp_path``, or Redis (the test server, or
+    ``redis_url``: a local Cluster or Sentinel) under a key prefix emptied afterwards."""
+    if kind == "sqlite":
         from wsgisec.store.sqlite import SQLiteStore
 
         backend = SQLiteStore(str(tmp_path / "store.sqlite"))
         yield backend
         backend.close()
         return
-    reason = redis_available()
-    if reason:
-        pytest.skip(f"Redis store tests need a real server: {reason}")
+    if redis_url is None:
+        reason = redis_available()
+        if reason:
+            pytest.skip(f"Redis store tests need a real server: {reason}")
+        redis_url = REDIS_URL
     from wsgisec.store.redis import RedisStore
 
-    prefix = f"wsgisec-test-{uuid.uuid4().hex}:"
-    separator = "&" if "?" in REDIS_URL else "?"
-    backend = RedisStore.from_url(f"{REDIS_URL}{separator}prefix={prefix}")
-    yield backend
-    stale = list(backend.client.scan_iter(match=prefix + "*", count=1000))
-    if stale:
-        backend.client.delete(*stale)
-    backend.close()
+    url, prefix = redis_prefix_url(redis_url)
+    backend = RedisStore.from_url(url)
+    try:
+        yield backend
+    finally:
+        backend.close()
+        drop_prefix(url, prefix)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    with open_test_store(request.param, tmp_path) as backend:
+        yield backend
 
 
 def init_store(config) -> None:
     """``wsgisec store init --config CONFIG``, as an operator runs it before the first verb
     on a new deployment (the other operator verbs never create a store)."""
-    import contextlib
     import io
 
     from wsgisec.cli import main

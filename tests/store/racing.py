@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import REDIS_URL, redis_available
+from conftest import REDIS_URL, drop_prefix, redis_available, redis_prefix_url  # noqa: F401 - re-exported
 
 
 def race(*steps, timeout: float = 60):
@@ -34,22 +34,6 @@ def race(*steps, timeout: float = 60):
     failures = [value for ok, value in outcomes.values() if not ok]
     assert not failures, "a raced step failed:\n" + "\n".join(failures)
     return [outcomes[number][1] for number in range(len(steps))]
-
-
-def redis_prefix_url(base: str = REDIS_URL) -> tuple[str, str]:
-    prefix = f"wsgisec-test-{uuid.uuid4().hex}:"
-    return f"{base}{'&' if '?' in base else '?'}prefix={prefix}", prefix
-
-
-def drop_prefix(url: str, prefix: str) -> None:
-    from wsgisec.store import open_backend
-
-    backend = open_backend(url)
-    client = backend.client
-    stale = list(client.scan_iter(match=prefix + "*", count=1000))
-    for name in stale:
-        client.delete(name)  # one by one: on a Cluster the names live in several slots
-    backend.close()
 
 
 @pytest.fixture(params=["sqlite", "redis", "redis-cluster"])

@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from conftest import REDIS_URL, redis_available
-from racing import drop_prefix, redis_prefix_url
+from conftest import REDIS_URL, redis_available, open_test_store
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -201,24 +200,8 @@ def redis_sentinel(tmp_path_factory):
 
 @pytest.fixture(name="store", params=["sqlite", "redis", "redis-cluster", "redis-sentinel"])
 def every_store(request, tmp_path):
-    if request.param == "sqlite":
-        from wsgisec.store.sqlite import SQLiteStore
-
-        backend = SQLiteStore(str(tmp_path / "store.sqlite"))
+    """The suite's ``store`` over SQLite, the test Redis, the local Cluster and Sentinel."""
+    cluster_or_sentinel = request.param.startswith("redis-")
+    url = request.getfixturevalue(request.param.replace("-", "_")) if cluster_or_sentinel else None
+    with open_test_store("redis" if cluster_or_sentinel else request.param, tmp_path, url) as backend:
         yield backend
-        backend.close()
-        return
-    if request.param == "redis":
-        reason = redis_available()
-        if reason:
-            pytest.skip(f"Redis store tests need a real server: {reason}")
-        base = REDIS_URL
-    else:
-        base = request.getfixturevalue(request.param.replace("-", "_"))
-    from wsgisec.store.redis import RedisStore
-
-    url, prefix = redis_prefix_url(base)
-    backend = RedisStore.from_url(url)
-    yield backend
-    backend.close()
-    drop_prefix(url, prefix)
