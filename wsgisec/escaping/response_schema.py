@@ -32,7 +32,6 @@ large JSON, or declare no schema for them.
 
 from __future__ import annotations
 
-import re
 
 from fastjsonschema import JsonSchemaValueException
 
@@ -45,9 +44,9 @@ __all__ = ["RESPONSE_SCHEMA", "MODES", "ResponseSchemas", "configure", "violatio
 RESPONSE_SCHEMA = "response-schema"
 MODES = ("off", "report", "enforce")
 
-# A response's property names can be anyone's data (a map keyed by user input): a
-# pointer segment that is not a plain name is shown as "*".
-_PLAIN = re.compile(r"[A-Za-z0-9_.$@-]{1,64}")
+# A response's property names can be anyone's data (a map keyed by e-mail addresses or
+# tokens; fastjsonschema even splits keys at "."): a pointer shows array indices and the
+# names the document itself declares, and "*" for every other segment.
 
 
 class ResponseSchemas:
@@ -101,26 +100,35 @@ def violation(schema, value) -> dict | None:
     except JsonSchemaValueException as error:
         return {"check": "schema", "keyword": error.rule,
                 "keyword_location": _keyword_location(schema, error),
-                "instance_location": _instance_location(error)}
+                "instance_location": _instance_location(error, _declared_names(schema))}
     return None
 
 
-def _segment(part) -> str:
-    text = str(part)
-    return text if _PLAIN.fullmatch(text) else "*"
+def _declared_names(schema) -> set:
+    """Every property name the response's schema and the components declare."""
+    names, stack = set(), [schema.schema, schema.definitions]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in ("properties", "required"):
+                if isinstance(node.get(key), (dict, list)):
+                    names.update(str(name) for name in node[key])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
 
 
-def _instance_location(error) -> str:
-    parts = [_segment(part) for part in (error.path or [])[1:]]  # [0] is fastjsonschema's "data"
-    value, definition = error.value, error.definition if isinstance(error.definition, dict) else {}
-    if error.rule == "required" and isinstance(value, dict):
-        parts += [_segment(name) for name in error.rule_definition if name not in value][:1]
-    elif error.rule == "additionalProperties" and isinstance(value, dict):
-        declared = set(definition.get("properties", {}))
-        patterns = [re.compile(p) for p in definition.get("patternProperties", {})]
-        extra = sorted(str(name) for name in value
-                       if name not in declared and not any(p.search(str(name)) for p in patterns))
-        parts += [_segment(name) for name in extra[:1]]
+def _instance_location(error, declared: set) -> str:
+    def segment(part) -> str:
+        text = str(part)
+        return text if text.isdigit() or text in declared else "*"
+
+    parts = [segment(part) for part in (error.path or [])[1:]]  # [0] is fastjsonschema's "data"
+    if error.rule == "required" and isinstance(error.value, dict):
+        parts += [str(name) for name in error.rule_definition if name not in error.value][:1]
+    elif error.rule == "additionalProperties" and isinstance(error.value, dict):
+        parts.append("*")  # an undeclared member: its name is the response's data, not ours
     return json_pointer(parts)
 
 
