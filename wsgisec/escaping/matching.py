@@ -43,6 +43,9 @@ FEW = 4
 #: Longer values are searched one by one (``str.find`` is linear in the page for any
 #: value); the trie holds the rest, so one position costs at most this many steps.
 LONG = 32
+#: ``present`` searches value by value while page length x values stays under this
+#: (a few hundred µs of str.find at most), and compiles the trie beyond.
+PRESENT_BY_FIND = 1 << 20
 
 
 class Matcher:
@@ -58,21 +61,33 @@ class Matcher:
         self.searched = tuple(self.by_value)  # the values looked for one by one
         self._chains: dict[str, list[str]] = {}
         short = [value for value in self.by_value if len(value) <= LONG]
-        if len(self.by_value) > (FEW if few is None else few) and short:
-            try:
-                self.pattern = re.compile(_trie_pattern(short))
-                self.searched = tuple(value for value in self.by_value if len(value) > LONG)
-            except (RecursionError, re.error, OverflowError):
-                pass  # too deep a trie for sre: the value-by-value search finds the same
+        # Compiled on first need (most responses reflect nothing, and a compile costs
+        # more than a few str.find passes over a small page).
+        self._short = short if len(self.by_value) > (FEW if few is None else few) and short else None
+        self._long = tuple(value for value in self.by_value if len(value) > LONG)
+
+    def _compile(self) -> None:
+        short, self._short = self._short, None
+        try:
+            self.pattern = re.compile(_trie_pattern(short))
+            self.searched = self._long
+        except (RecursionError, re.error, OverflowError):
+            pass  # too deep a trie for sre: the value-by-value search finds the same
 
     def present(self, text: str) -> bool:
         """Whether any value occurs in ``text``."""
+        if self._short is not None:
+            if len(text) * len(self.by_value) <= PRESENT_BY_FIND:
+                return any(value in text for value in self.by_value)
+            self._compile()
         if self.pattern is not None and self.pattern.search(text) is not None:
             return True
         return any(value in text for value in self.searched)
 
     def spans(self, text: str, safe: int) -> list:
         """``(start, -length, candidate)`` for each occurrence starting before ``safe``."""
+        if self._short is not None:
+            self._compile()
         spans = self._spans_by_value(text, safe)
         if self.pattern is None:
             spans.sort()
