@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import REDIS_URL, redis_available
 from store_servers import every_store as store, redis_cluster, redis_sentinel  # noqa: F401 - fixtures
 from wsgisec.settings import ConfigurationError
 from wsgisec.store import resolve_url
@@ -40,6 +41,22 @@ def test_tls_settings_reach_the_connection():
     assert settings["ssl_check_hostname"] is True and settings["socket_timeout"] == 0.3
     assert settings["db"] == 2 and settings["password"] == "pw" and store.prefix == "app:"
     assert "pw" not in repr(store)
+
+
+def test_rediss_to_a_server_without_tls_is_store_unavailable_not_a_crash():
+    """rediss:// once passed ssl=True to a client that knows TLS from the scheme: every
+    call raised TypeError (a 500). Against the plain test server the handshake fails."""
+    from wsgisec.store import StoreUnavailable
+    from wsgisec.store.redis import RedisStore
+
+    reason = redis_available()
+    if reason:
+        pytest.skip(reason)
+    plain = REDIS_URL.split("://", 1)[1].split("?", 1)[0]
+    store = RedisStore.from_url(f"rediss://{plain}?timeout=300ms&ssl_cert_reqs=none")
+    with pytest.raises(StoreUnavailable):
+        store.get("clients", "c")
+    store.close()
 
 
 def test_a_cluster_that_is_down_is_store_unavailable_not_a_crash():

@@ -149,6 +149,9 @@ def test_open_store_shares_one_object_per_url_per_process(tmp_path):
 def test_redact_url_hides_passwords():
     assert redact_url("redis://user:hunter2@cache:6379/0") == "redis://user:***@cache:6379/0"
     assert "hunter2" not in redact_url("redis://:hunter2@cache:6379/0")
+    # A Sentinel's own password is a query option, and reaches every StoreUnavailable too.
+    assert redact_url("redis+sentinel://s1:26379/mymaster/0?sentinel_password=hunter2&timeout=1s") == (
+        "redis+sentinel://s1:26379/mymaster/0?sentinel_password=***&timeout=1s")
 
 
 def test_unknown_scheme_is_refused():

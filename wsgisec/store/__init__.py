@@ -237,13 +237,18 @@ def log_unavailable(environ: dict, layer: str, error: Exception) -> str:
 
 
 def redact_url(url: str) -> str:
-    """Hide a password in ``redis://user:password@host`` before it reaches a log."""
+    """Hide the passwords in a store URL before it reaches a log: ``user:password@`` and
+    any query option whose name says password (``sentinel_password=``)."""
     scheme, sep, rest = url.partition("://")
+    rest, mark, query = rest.partition("?")
     if "@" in rest:
         credentials, _, host = rest.rpartition("@")
         user = credentials.split(":", 1)[0]
         rest = f"{user}:***@{host}" if ":" in credentials else f"***@{host}"
-    return scheme + sep + rest
+    if query:
+        query = "&".join(f"{name}=***" if "password" in name.lower() else f"{name}{eq}{value}"
+                         for name, eq, value in (option.partition("=") for option in query.split("&")))
+    return scheme + sep + rest + mark + query
 
 
 _stores: dict[tuple[str, int], Store] = {}

@@ -100,13 +100,14 @@ def connect(url: str) -> tuple[object, str, bool]:
     timeout = parse_timeout(options.pop("timeout")) if "timeout" in options else DEFAULT_TIMEOUT
     tls = _tls(options)
     common = dict(socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
-    if scheme.startswith("rediss"):
-        common["ssl"] = True
     common.update(tls)
     if scheme in ("redis", "rediss", "unix"):
+        # from_url knows TLS from the rediss scheme (an ssl= argument is a TypeError there).
         clean = f"{scheme}://{location}" + ("?" + urllib.parse.urlencode(options) if options else "")
         client = redis.Redis.from_url(clean, health_check_interval=30, retry_on_timeout=False, **common)
         return client, prefix, False
+    if scheme.startswith("rediss"):
+        common["ssl"] = True
     netloc, _, path = location.partition("/")
     if scheme.endswith("+cluster"):
         from redis.cluster import ClusterNode, RedisCluster
@@ -126,8 +127,9 @@ def connect(url: str) -> tuple[object, str, bool]:
         raise ValueError(f"database {db!r} is not a number")
     sentinel_auth = {name[len("sentinel_"):]: options.pop(name)
                      for name in ("sentinel_password", "sentinel_username") if name in options}
+    # No retries with backoff when asking the Sentinels either: a call costs at most the timeout.
     sentinel = Sentinel(hosts, sentinel_kwargs=dict(socket_timeout=timeout, socket_connect_timeout=timeout,
-                                                    **sentinel_auth, **tls,
+                                                    retry=Retry(NoBackoff(), 0), **sentinel_auth, **tls,
                                                     **({"ssl": True} if "ssl" in common else {})))
     client = sentinel.master_for(service, db=int(db or 0), **auth, **common, **options)
     return client, prefix, False
