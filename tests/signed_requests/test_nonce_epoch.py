@@ -95,3 +95,33 @@ def test_every_worker_on_the_store_uses_the_one_marker(store, creds, layer):
     refusal(send(first, captured), "expired")   # the first worker notices and resets
     refusal(send(second, captured), "expired")  # the second reads the new marker
     assert len(resets(store)) == 1
+
+
+def test_a_worker_that_saw_the_loss_keeps_the_later_epoch_when_another_wrote_first(store):
+    """Race: this worker read no marker after having seen one (nonces lost), and before its
+    add landed, a worker that took the store for new wrote ``now - window``. Adopting that
+    older epoch would reopen the window; the later one wins, in the store too."""
+    from wsgisec.signed_requests.epoch import NonceEpoch
+
+    now, window = time.time(), 300
+
+    class OtherWorkerWritesFirst:
+        """The real store, with the other worker's add landing right after our read."""
+
+        def __init__(self, real):
+            self.real, self.raced = real, False
+
+        def get(self, ns, key):
+            found = self.real.get(ns, key)
+            if ns == EPOCH_NS and not self.raced:
+                self.raced = True
+                self.real.add(EPOCH_NS, EPOCH_KEY, {"since": now - window})
+            return found
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    epoch = NonceEpoch(OtherWorkerWritesFirst(store), window=window)
+    epoch.seen = True  # this worker had seen a marker: the store lost its data
+    assert epoch.since({}, now, key_created=now) >= now
+    assert store.get(EPOCH_NS, EPOCH_KEY)["since"] >= now

@@ -60,18 +60,21 @@ class NonceEpoch:
         if record is None:
             record = self._start(environ, now, key_created)
         self.seen = True
-        try:
-            return float(record["since"])
-        except (KeyError, TypeError, ValueError):
-            return now  # an unreadable marker: fail closed, as if it was just reset
+        return _since(record, now)  # an unreadable marker: fail closed, as if just reset
 
     def _start(self, environ, now, key_created) -> dict:
         old_key = not isinstance(key_created, (int, float)) or key_created < now - self.window
         lost = self.seen or old_key
         mine = {"since": now if lost else now - self.window}
         if not self.store.add(EPOCH_NS, EPOCH_KEY, mine):
-            # Another worker or host wrote it first: use theirs (it may be newer or older).
-            return self.store.get(EPOCH_NS, EPOCH_KEY) or mine
+            # Another worker or host wrote it first. If we know nonces were lost, an older
+            # epoch (written by a process that took the store for new) would reopen the
+            # window: keep the later of the two, in the store too.
+            theirs = self.store.get(EPOCH_NS, EPOCH_KEY) or mine
+            if lost and _since(theirs, now) < mine["since"]:
+                self.store.put(EPOCH_NS, EPOCH_KEY, mine)
+                theirs = mine
+            return theirs
         if lost:
             why = ("the store lost its nonces under a running server" if self.seen else
                    "the store has signing keys older than the replay window but no nonce epoch")
@@ -80,3 +83,10 @@ class NonceEpoch:
         else:
             _info.info("nonce epoch started: a new store")
         return mine
+
+
+def _since(record, default: float) -> float:
+    try:
+        return float(record["since"])
+    except (KeyError, TypeError, ValueError):
+        return default
