@@ -309,3 +309,23 @@ def test_readme_snippet_works_when_pasted(tmp_path, capsys):
         assert out == [f"hello {namespace['client']['id']}", "401"]
     finally:
         namespace["server"].close()
+
+
+def test_a_wait_longer_than_max_retry_wait_is_not_shortened(tmp_path, wsgi_server):
+    """Retry-After: 1 with max_retry_wait=0.5: asking again sooner than told cannot help;
+    the partner gets the server's 503 at once, and no wait was slept."""
+    store = SQLiteStore(str(tmp_path / "busy.sqlite"))
+    signed = SignedRequests(echo_app, secret_keys=[SECRET], store=store, browser_csrf=False)
+    outer = TokenAuth(signed, store=store, require_tls=False, max_concurrent_hashes=1, hash_wait=0.01)
+    record, secret = outer.registry.create("Acme", scopes=["items:read"])
+    key = signed.issue_signing_key(record["id"])
+    base = wsgi_server(outer, threads=2).url
+    outer.hash_slots._semaphore.acquire()
+    waits = []
+    auth = PartnerAuth(base, client_id=record["id"], client_secret=secret, keyid=key["keyid"],
+                       signing_key=key["key"], max_retry_wait=0.5, sleep=waits.append)
+    with pytest.raises(TokenError) as error:
+        auth.access_token()
+    assert error.value.status == 503 and waits == []
+    outer.hash_slots._semaphore.release()
+    store.close()

@@ -247,7 +247,7 @@ class PartnerAuth(_AuthBase):
     the API trusts; they are not covered by the signature.
     ``token_retries``: how often a token request answered 503 or 429 with ``Retry-After``
     (RFC 9110 §10.2.3; the token endpoint's hashing bound, a throttle) is sent again,
-    after the wait it names, at most ``max_retry_wait`` seconds each; then
+    after the wait it names if that is at most ``max_retry_wait`` seconds; otherwise
     :class:`TokenError` with the server's answer.
     """
 
@@ -271,7 +271,7 @@ class PartnerAuth(_AuthBase):
         self.headers = dict(headers or {})
         self.components = tuple(components)
         self.clock = clock
-        self.token_retries = int(token_retries)
+        self.token_retries = max(0, int(token_retries))
         self.max_retry_wait = float(max_retry_wait)
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -296,7 +296,7 @@ class PartnerAuth(_AuthBase):
                     fresh = self._token_request({"grant_type": "refresh_token",
                                                  "refresh_token": tokens["refresh_token"]})
                 except TokenError as error:
-                    if error.status not in (400, 401):
+                    if error.status == 429 or (error.status or 0) >= 500:
                         raise  # the server is busy or failing, not refusing the refresh token
                     fresh = None  # refresh token expired or revoked: start again
             if fresh is None:
@@ -312,9 +312,9 @@ class PartnerAuth(_AuthBase):
             try:
                 return self._token_request_once(data)
             except _RetryLater as later:
-                if attempt == self.token_retries:
-                    raise later.error from None
-                self._sleep(min(later.seconds, self.max_retry_wait))
+                if attempt == self.token_retries or later.seconds > self.max_retry_wait:
+                    raise later.error from None  # asking again sooner than told would not help
+                self._sleep(later.seconds)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _token_request_once(self, data: dict) -> dict:
