@@ -168,3 +168,19 @@ class _Fixed:
         if environ.get("REQUEST_METHOD") == "HEAD":
             return [b""]
         return [self.body]
+
+
+def store_unavailable(environ: dict, layer: str, error: Exception, *, event: bool = True,
+                      detail: str = "The service is temporarily unavailable."):
+    """The 503 every layer answers when its store fails (DESIGN "Fail closed"): the cause
+    is logged on ``wsgisec.ops`` under the incident id the caller sees (never written to
+    the store, which is down), plus a ``<layer>.store-unavailable`` event when ``event``;
+    ``Retry-After: 5`` so clients come back."""
+    from . import events
+    from .store import log_unavailable
+
+    incident = log_unavailable(environ, layer, error)
+    if event:
+        events.emit(environ, "store-unavailable", "store unavailable", severity="error",
+                    logger=events.logger_for(layer), detail={"error": type(error).__name__})
+    return problem(environ, 503, detail, incident=incident, headers=[("Retry-After", "5")])

@@ -114,11 +114,11 @@ from __future__ import annotations
 
 import copy
 
-from .. import events, pipeline, settings
+from .. import pipeline, settings
 from ..layer import Layer, layer_factory
-from ..responses import fixed, problem
+from ..responses import fixed, problem, store_unavailable
 from ..settings import ConfigurationError
-from ..store import StoreUnavailable, coerce as coerce_store, log_unavailable
+from ..store import StoreUnavailable, coerce as coerce_store
 from . import securitytxt
 from .dashboard import DashboardAccess
 from .alerts import AlertWatcher, Webhook, install as install_alerts, rules as alert_rules
@@ -357,9 +357,9 @@ class Reports(Intake, DashboardAccess, Layer):
         try:
             return handler(environ, start_response)
         except StoreUnavailable as error:
-            incident = log_unavailable(environ, "reports", error)
-            return problem(environ, 503, "Reports cannot be accepted right now; please retry.", incident=incident,
-                           headers=[("Retry-After", "5")])(environ, start_response)
+            return store_unavailable(environ, "reports", error, event=False,
+                                     detail="Reports cannot be accepted right now; please retry.")(
+                environ, start_response)
 
     def _with_endpoints(self, start_response):
         endpoints = self.endpoints

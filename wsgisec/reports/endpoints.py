@@ -10,8 +10,8 @@ and the allowlist (400), the duplicate check, and the commit before any 2xx.
 from __future__ import annotations
 
 from .. import events
-from ..responses import fixed, json_response, problem
-from ..store import StoreUnavailable, log_unavailable
+from ..responses import fixed, json_response, problem, store_unavailable
+from ..store import StoreUnavailable
 from ..wsgi import BodyTooLarge, content_length, read_body
 from . import intake, timeline
 
@@ -144,9 +144,9 @@ class Intake:
         try:
             return self._partner_report(environ, start_response)
         except StoreUnavailable as error:  # raised inside the authentication copies' app
-            incident = log_unavailable(environ, "reports", error)
-            return problem(environ, 503, "Reports cannot be accepted right now; please retry.", incident=incident,
-                           headers=[("Retry-After", "5")])(environ, start_response)
+            return store_unavailable(environ, "reports", error, event=False,
+                                     detail="Reports cannot be accepted right now; please retry.")(
+                environ, start_response)
 
     def _partner_report(self, environ, start_response):
         client = environ.get("wsgisec.client")

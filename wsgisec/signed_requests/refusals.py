@@ -12,8 +12,7 @@ a key or the signature base.
 from __future__ import annotations
 
 from .. import events, httpsig
-from ..responses import problem
-from ..store import log_unavailable
+from ..responses import problem, store_unavailable
 from .verify import BODY_TOO_LARGE, REASONS, SIGNATURE_INVALID, SIGNATURE_MISSING, Reject
 
 __all__ = ["Refusals"]
@@ -51,11 +50,7 @@ class Refusals:
     def unavailable(self, environ, error):
         """503: the store is down. Logged with the incident id the caller sees (never to the
         store: it is down), so an operator can find the 503 a partner quotes."""
-        log_unavailable(environ, "signed_requests", error)  # the cause, with the incident id
-        incident = events.emit(environ, "store-unavailable", "store unavailable", severity="error",
-                               logger=_log, detail={"error": type(error).__name__})
-        return problem(environ, 503, "The service is temporarily unavailable.", incident=incident,
-                       headers=[("Retry-After", "5")])
+        return store_unavailable(environ, "signed_requests", error)
 
     def too_large(self, environ, limit: int):
         """413: the body is larger than ``max_body_size`` (its digest cannot be checked)."""

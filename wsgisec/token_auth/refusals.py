@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from .. import events
 from ..credentials import plaintext_refusal
-from ..responses import problem
-from ..store import log_unavailable
+from ..responses import problem, store_unavailable
 
 __all__ = ["TokenError", "SPENT", "REVOKED_FAMILIES", "LOCKS", "FAILURES", "TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_IN_QUERY",
            "INSUFFICIENT_SCOPE", "CLIENT_AUTH_FAILED", "CLIENT_AUTH_THROTTLED", "CLIENT_DISABLED",
@@ -88,7 +87,4 @@ def plaintext(environ, start_response, store, extra=None):
 
 def unavailable(environ, start_response, error):
     """503: without the store nobody is let through (DESIGN "Fail closed")."""
-    log_unavailable(environ, "token_auth", error)  # the same incident id as the event below
-    incident = events.emit(environ, STORE_UNAVAILABLE, "store unavailable", severity="error", logger=_log)
-    return problem(environ, 503, "The service is temporarily unavailable.", incident=incident,
-                   headers=[("Retry-After", "5")])(environ, start_response)
+    return store_unavailable(environ, "token_auth", error)(environ, start_response)

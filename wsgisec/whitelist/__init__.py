@@ -111,9 +111,9 @@ import os
 
 from .. import events, openapi, settings
 from ..layer import Layer, layer_factory
-from ..responses import problem
+from ..responses import problem, store_unavailable
 from ..settings import ConfigurationError
-from ..store import StoreUnavailable, coerce as coerce_store, log_unavailable
+from ..store import StoreUnavailable, coerce as coerce_store
 from ..wsgi import replace_body
 from . import learning
 from .bodies import BodyChecks, XmlBodyChecks, json_depth
@@ -237,9 +237,7 @@ class Whitelist(ParamChecks, ValueChecks, BodyChecks, XmlBodyChecks, Layer):
             self._report(environ, refusal)
         except StoreUnavailable as error:
             # Only learn mode writes per request; fail closed like every other layer.
-            incident = log_unavailable(environ, "whitelist", error)
-            return problem(environ, 503, "The service is temporarily unavailable.",
-                           incident=incident)(environ, start_response)
+            return store_unavailable(environ, "whitelist", error, event=False)(environ, start_response)
         return self.app(environ, start_response)
 
     def _refuse(self, environ, refusal: Refusal):
