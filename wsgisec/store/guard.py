@@ -48,7 +48,7 @@ COOL_DOWN = 2.0
 #: Events kept in memory while the store is down (per process); older ones are dropped.
 SPOOL_SIZE = 1000
 # Spooled events written per successful call, so one request never pays for them all.
-_FLUSH_BATCH = 100
+_FLUSH_BATCH = 10
 
 _ops = logging.getLogger("wsgisec.ops")
 
@@ -166,7 +166,7 @@ class GuardedStore(Store):
             raise
         circuit.succeeded(probe)
         if self._spool and not self.writes.is_open:
-            self._flush()
+            self._flush()  # at most _FLUSH_BATCH writes on this request's thread
         return result
 
     # -- the interface, each call through the breaker ------------------------------

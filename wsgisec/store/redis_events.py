@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 
-import redis
+from .redis_connect import ERRORS
 
 # Enough history for the report collector; older events are trimmed by Redis.
 EVENTS_MAXLEN = 100_000
@@ -63,7 +63,7 @@ class RedisEvents:
         try:
             appendonly = self.client.config_get("appendonly").get("appendonly")
             save = self.client.config_get("save").get("save")
-        except (redis.RedisError, AttributeError) as error:  # managed services often refuse CONFIG
+        except (*ERRORS, AttributeError) as error:  # managed services often refuse CONFIG
             return [f"could not read its persistence settings (CONFIG GET: {type(error).__name__}); "
                     "make sure it runs with appendonly yes, or a restart can reopen replay windows"]
         if appendonly == "yes":
