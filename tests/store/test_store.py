@@ -27,6 +27,20 @@ def test_namespaces_are_separate(store):
     assert store.get("a", "k") == {"v": 1} and store.get("b", "k") == {"v": 2}
 
 
+def test_get_many_answers_each_pair_like_get(store):
+    store.put("clients", "c1", {"name": "Acme"})
+    store.put("keys", "c1", {"key": "k"})  # the same key in another namespace
+    store.put("tokens", "short", {"x": 1}, ttl=0.05)
+    store.put("tokens", "long", {"x": 2}, ttl=60)
+    time.sleep(0.12)
+    pairs = [("keys", "c1"), ("clients", "absent"), ("tokens", "short"), ("clients", "c1"),
+             ("tokens", "long"), ("keys", "c1")]
+    assert store.get_many(pairs) == [{"key": "k"}, None, None, {"name": "Acme"}, {"x": 2}, {"key": "k"}]
+    assert store.get_many(pairs) == [store.get(ns, key) for ns, key in pairs]
+    assert store.get_many([("clients", "c1")]) == [{"name": "Acme"}]
+    assert store.get_many([]) == []
+
+
 def test_ttl_expires(store):
     store.put("tokens", "short", {"x": 1}, ttl=0.05)
     store.put("tokens", "long", {"x": 2}, ttl=60)

@@ -35,10 +35,12 @@ import logging
 
 from .. import events
 
-__all__ = ["NonceEpoch", "EPOCH_NS", "EPOCH_KEY", "NONCE_EPOCH_RESET"]
+__all__ = ["NonceEpoch", "EPOCH_NS", "EPOCH_KEY", "PAIR", "NONCE_EPOCH_RESET"]
 
 EPOCH_NS = "nonce_epoch"
 EPOCH_KEY = "epoch"
+#: The marker's ``(namespace, key)``, for a caller that reads it with other lookups.
+PAIR = (EPOCH_NS, EPOCH_KEY)
 #: Event kind: the store had lost its nonces; signatures created before now are refused.
 NONCE_EPOCH_RESET = "nonce-epoch-reset"
 
@@ -54,9 +56,14 @@ class NonceEpoch:
         self.window = int(window)
         self.seen = False
 
-    def since(self, environ, now: float, key_created) -> float:
-        """The time before which signatures are refused (may write the marker)."""
-        record = self.store.get(EPOCH_NS, EPOCH_KEY)
+    def since(self, environ, now: float, key_created, record=None) -> float:
+        """The time before which signatures are refused (may write the marker).
+
+        ``record``: the marker as the caller already read it with other lookups
+        (``store.get_many``, :data:`PAIR`); read here when None (absent or not read).
+        """
+        if record is None:
+            record = self.store.get(EPOCH_NS, EPOCH_KEY)
         if record is None:
             record = self._start(environ, now, key_created)
         self.seen = True

@@ -154,16 +154,24 @@ class RequestTokens:
         return dict(claims)
 
     def _check_issued(self, claims: dict) -> None:
+        self.check_issued(claims, *self.store.get_many(self.records_for(claims)))
+
+    @staticmethod
+    def records_for(claims: dict) -> list:
+        """The store reads :meth:`check_issued` judges: the issued record, the floor."""
+        return [(ISSUED, claims["token_id"]), (FLOORS, claims["client_id"])]
+
+    def check_issued(self, claims: dict, record: dict | None, floor: dict | None) -> None:
+        """Refuse a token we did not issue, or revoked (``record`` and ``floor`` as read
+        for :meth:`records_for`; a caller may read them with its own lookups)."""
         # Issue 11: the signature proves only that someone held a key. The record proves
         # we issued this token and nobody revoked it; the floor catches every token of
         # the client issued before a revocation, listed or not.
-        record = self.store.get(ISSUED, claims["token_id"])
         if record is None or record.get("client_id") != claims["client_id"] or (
                 record.get("issued") != claims["issued"]):
             revoked = record is None and self.store.get(REVOKED, claims["token_id"]) is not None
             raise RequestTokenError("unknown-key", "request token revoked" if revoked
                                     else "request token not issued or revoked")
-        floor = self.store.get(FLOORS, claims["client_id"])
         if floor is not None and claims["issued"] < floor.get("not_before", 0):
             raise RequestTokenError("unknown-key", "request token issued before the client's floor")
 

@@ -10,6 +10,10 @@ nonce (consumed only once everything else verified, and only when the signature'
 carrying its reason code (the ``reason`` partners see), the event's detail, and a fixed,
 secret-free hint that tells the partner what to fix; never a signature, a key or the
 signature base.
+
+The store is read once for all of it (``store.get_many``: the request token's record and
+the client's floor, the signing key, the nonce epoch; one SQLite statement, one Redis
+round trip), then written once (the nonce); the refusals keep the order above.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from .. import httpsig
 from ..credentials import SIGNING_KEYS
 from ..wsgi import has_content, read_body
+from . import epoch as nonce_epoch
 from .epoch import NonceEpoch
 from .request_tokens import RequestTokenError
 
@@ -106,14 +111,25 @@ class RequestVerifier:
         bearer = bearer.get("id") if isinstance(bearer, dict) else bearer
         claims = self._request_token(environ, bearer)  # 1. who we issued a token to
         result = {} if claims is None else {"client_id": claims["client_id"], "token_id": claims["token_id"]}
+        token_reads = [] if claims is None or self.tokens.store is None else self.tokens.records_for(claims)
         if not self.require_signature:
+            self._token_issued(claims, self.store.get_many(token_reads) if token_reads else [])
             return result
-        label, covered, params, signature = self._signature_input(environ)  # 2. RFC 9421 §3.2
+        try:
+            label, covered, params, signature = self._signature_input(environ)  # 2. RFC 9421 §3.2
+        except Reject:
+            if token_reads:  # a revoked request token is reported before a malformed signature
+                self._token_issued(claims, self.store.get_many(token_reads))
+            raise
         keyid, nonce = params["keyid"], params.get("nonce")
+        reads = token_reads + [(SIGNING_KEYS, keyid)] + ([nonce_epoch.PAIR] if nonce is not None else [])
+        records = self.store.get_many(reads)
+        self._token_issued(claims, records)
         has_content = self._covered(environ, covered, keyid)
         now = self.clock()
         self._time(params, now, keyid)  # 3. created/expires
-        owner, key, key_created = self._key(keyid, now, claims, bearer)  # 4. the client's live key
+        owner, key, key_created = self._key(keyid, now, claims, bearer,  # 4. the client's live key
+                                            records[len(token_reads)])
         try:
             base = httpsig.signature_base(httpsig.environ_components(environ), covered, params)
         except httpsig.SignatureError as error:
@@ -129,7 +145,7 @@ class RequestVerifier:
         # 6. Replay: the nonce is consumed last, once everything else verified.
         if nonce is not None:
             created = params.get("created")
-            if created is not None and created < self.epoch.since(environ, now, key_created):
+            if created is not None and created < self.epoch.since(environ, now, key_created, records[-1]):
                 # The store lost the nonces recorded before its epoch: this may be a replay.
                 # (created has whole seconds: one made in the second of the reset is refused.)
                 raise Reject(EXPIRED, "signature", why="created before the nonce epoch", keyid=keyid,
@@ -154,7 +170,9 @@ class RequestVerifier:
         if self.tokens is None:
             raise Reject(SIGNATURE_INVALID, "request-token", why="no secret_keys to verify tokens")
         try:
-            claims = self.tokens.verify(token.strip())
+            # Signature and times here; whether we issued it and nobody revoked it is
+            # judged from the store reads verify() makes together (_token_issued).
+            claims = self.tokens.verify(token.strip(), check_revoked=False)
         except RequestTokenError as error:
             raise Reject(error.code, "request-token", why=error.reason,
                          hint=error.hint.replace("X-Request-Token", header)) from None
@@ -163,6 +181,18 @@ class RequestVerifier:
                          token_client=claims["client_id"],
                          hint=f"The {header} belongs to another client than the access token.")
         return claims
+
+    def _token_issued(self, claims, records) -> None:
+        """Refuse a request token we did not issue or that was revoked (``records``
+        begin with the reads of ``RequestTokens.records_for``)."""
+        if claims is None or self.tokens.store is None:
+            return
+        try:
+            self.tokens.check_issued(claims, records[0], records[1])
+        except RequestTokenError as error:
+            header = self.request_token_header
+            raise Reject(error.code, "request-token", why=error.reason,
+                         hint=error.hint.replace("X-Request-Token", header)) from None
 
     def _signature_input(self, environ):
         """``(label, covered, params, signature)`` of the signature to verify, well formed."""
@@ -239,9 +269,9 @@ class RequestVerifier:
             raise Reject(EXPIRED, "signature", why="expires passed", keyid=keyid,
                          hint=f"expires passed {int(now - expires)}s ago.")
 
-    def _key(self, keyid, now, claims, bearer) -> tuple[str, bytes, float | None]:
-        """``(owner, key bytes, created)`` of a live key of the token's and bearer token's client."""
-        record = self.store.get(SIGNING_KEYS, keyid)
+    def _key(self, keyid, now, claims, bearer, record) -> tuple[str, bytes, float | None]:
+        """``(owner, key bytes, created)`` of a live key of the token's and bearer token's
+        client (``record``: the key as read from the store, or None)."""
         if record is None or (record.get("expires") is not None and now > record["expires"]):
             raise Reject(UNKNOWN_KEY, "signature", why="unknown or retired keyid", keyid=keyid,
                          hint="The keyid is unknown or was retired: sign with your current "

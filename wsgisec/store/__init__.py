@@ -7,6 +7,8 @@ shapes). Everything is a JSON object in a *namespace* under a *key*:
 
 ===========================  ===========================================================
 ``get(ns, key)``             the value, or None if absent or expired
+``get_many(pairs)``          ``[get(ns, key) for ns, key in pairs]`` in one statement or
+                             round trip (a request's lookups together; issue 13)
 ``put(ns, key, value, ...)`` create or replace; optional ``ttl`` (seconds) and ``tags``
 ``add(ns, key, value, ttl)`` insert only if absent (or expired); True if this call won.
                              Atomic across processes: used for nonces and single-use
@@ -143,6 +145,10 @@ class Store:
 
     def get(self, ns: str, key: str) -> dict | None:
         raise NotImplementedError
+
+    def get_many(self, pairs) -> list:
+        """``[get(ns, key) for ns, key in pairs]``; backends read them in one go."""
+        return [self.get(ns, key) for ns, key in pairs]
 
     def put(self, ns: str, key: str, value: dict, ttl: float | None = None,
             tags: Iterable[str] = ()) -> None:

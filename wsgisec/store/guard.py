@@ -174,6 +174,9 @@ class GuardedStore(Store):
     def get(self, ns, key):
         return self._call(self.reads, "get", ns, key)
 
+    def get_many(self, pairs):
+        return self._call(self.reads, "get_many", pairs)
+
     def put(self, ns, key, value, ttl=None, tags=()):
         return self._call(self.writes, "put", ns, key, value, ttl, tags)
 

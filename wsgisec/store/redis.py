@@ -91,6 +91,20 @@ class RedisStore(RedisEvents, Store):
         raw = self._call(self.client.get, self._k(ns, key))
         return None if raw is None else json.loads(raw)
 
+    def get_many(self, pairs):
+        pairs = list(pairs)
+        if len(pairs) < 2:
+            return [self.get(ns, key) for ns, key in pairs]
+
+        def read():
+            # One round trip (per Cluster node): GETs pipelined, not a transaction.
+            pipe = self.client.pipeline(transaction=False)
+            for ns, key in pairs:
+                pipe.get(self._k(ns, key))
+            return pipe.execute()
+
+        return [None if raw is None else json.loads(raw) for raw in self._call(read)]
+
     def _put(self, mode, ns, key, value, ttl, tags):
         keys = [self._k(ns, key)] + [self._t(ns, tag) for tag in tags]
         return self._run("PUT", keys, [self._dump(value), "" if ttl is None else _ms(ttl), key, mode])

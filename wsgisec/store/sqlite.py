@@ -27,6 +27,7 @@ file follows the live data, not the traffic.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -47,6 +48,12 @@ PURGE_INTERVAL = 300
 #: Security events older than this are dropped by purge() (the Redis store keeps the
 #: newest 100,000 instead): long enough for the report collector and an investigation.
 EVENT_RETENTION = 90 * 86400
+
+
+@functools.lru_cache(maxsize=16)
+def _select_many(count: int) -> str:
+    return " UNION ALL ".join(f"SELECT {index}, value, expires FROM kv WHERE ns = ? AND key = ?"
+                              for index in range(count))
 
 
 class SQLiteStore(EventRows, Store):
@@ -113,6 +120,20 @@ class SQLiteStore(EventRows, Store):
         if row is None or (row[1] is not None and row[1] <= self.clock()):
             return None
         return json.loads(row[0])
+
+    def get_many(self, pairs):
+        pairs = list(pairs)
+        if len(pairs) < 2:
+            return [self.get(ns, key) for ns, key in pairs]
+        # One statement: each SELECT is a primary-key lookup (an OR or a row-value IN
+        # would scan the table); the first column says which pair a row answers.
+        with self._errors():
+            rows = self._connection().execute(_select_many(len(pairs)),
+                                              [part for pair in pairs for part in pair]).fetchall()
+        now = self.clock()
+        found = {index: json.loads(value) for index, value, expires in rows
+                 if expires is None or expires > now}
+        return [found.get(index) for index in range(len(pairs))]
 
     def put(self, ns, key, value, ttl=None, tags=()):
         expires = None if ttl is None else self.clock() + ttl
