@@ -128,15 +128,16 @@ class RequestVerifier:
         self._content(environ, has_content, keyid)  # 5. RFC 9530
         # 6. Replay: the nonce is consumed last, once everything else verified.
         if nonce is not None:
-            created = params.get("created")
-            if created is not None and created < self.epoch.since(environ, now, key_created):
+            key_name = hashlib.sha256(f"{keyid}\0{nonce}".encode()).hexdigest()
+            added = self.epoch.add_nonce(environ, now, key_created, params.get("created"), NONCES, key_name,
+                                         {"keyid": keyid}, 2 * self.max_clock_skew + 1)
+            if added is None:
                 # The store lost the nonces recorded before its epoch: this may be a replay.
                 # (created has whole seconds: one made in the second of the reset is refused.)
                 raise Reject(EXPIRED, "signature", why="created before the nonce epoch", keyid=keyid,
                              hint="The signature was made before the service lost its replay "
                                   "records; sign the request again.")
-            key_name = hashlib.sha256(f"{keyid}\0{nonce}".encode()).hexdigest()
-            if not self.store.add(NONCES, key_name, {"keyid": keyid}, ttl=2 * self.max_clock_skew + 1):
+            if not added:
                 raise Reject(REPLAYED, "signature", why="nonce already used", keyid=keyid)
         result.update(keyid=keyid, label=label)
         result.setdefault("client_id", owner)
