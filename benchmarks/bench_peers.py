@@ -175,8 +175,9 @@ def bench_rules(directory):
     return path
 
 
-def flagship(directory):
-    """examples/partner_api.ini, the bare function as its app, the bench rules."""
+def flagship(directory, store=None):
+    """examples/partner_api.ini, the bare function as its app, the bench rules; on
+    ``store`` (a URL; default an SQLite file in ``directory``)."""
     with open(os.path.join(EXAMPLES, "partner_api.ini"), encoding="utf-8") as source:
         text = source.read()
     rules = bench_rules(directory)
@@ -186,7 +187,7 @@ def flagship(directory):
     ini = os.path.join(directory, "flagship.ini")
     with open(ini, "w", encoding="utf-8") as out:
         out.write(text)
-    store = "sqlite:///" + os.path.join(directory, "flagship.sqlite")
+    store = store or "sqlite:///" + os.path.join(directory, "flagship.sqlite")
     stack = pipeline.load(ini, global_conf={"wsgisec_store": store})
     token_auth = pipeline.find_layer(stack, TokenAuth)
     signed = pipeline.find_layer(stack, SignedRequests)

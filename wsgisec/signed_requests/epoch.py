@@ -9,7 +9,9 @@ Defence: the store holds one marker, namespace :data:`EPOCH_NS`, key :data:`EPOC
 ``{"since": t}``, written once with ``add`` (insert-if-absent, atomic across workers and
 hosts) and no TTL. Nonces recorded since ``since`` are in the store; so a signature whose
 ``created`` is older than ``since`` cannot be told from a replay and is refused
-(``expired``: sign again). The marker is read on every request that carries a nonce.
+(``expired``: sign again). The marker is read on every request that carries a nonce, in
+the same store step that adds the nonce (:meth:`NonceEpoch.add_nonce`, one round trip
+on Redis).
 
 When the marker is missing, the store lost data or never had one:
 
@@ -35,12 +37,10 @@ import logging
 
 from .. import events
 
-__all__ = ["NonceEpoch", "EPOCH_NS", "EPOCH_KEY", "PAIR", "NONCE_EPOCH_RESET"]
+__all__ = ["NonceEpoch", "EPOCH_NS", "EPOCH_KEY", "NONCE_EPOCH_RESET"]
 
 EPOCH_NS = "nonce_epoch"
 EPOCH_KEY = "epoch"
-#: The marker's ``(namespace, key)``, for a caller that reads it with other lookups.
-PAIR = (EPOCH_NS, EPOCH_KEY)
 #: Event kind: the store had lost its nonces; signatures created before now are refused.
 NONCE_EPOCH_RESET = "nonce-epoch-reset"
 
@@ -56,18 +56,29 @@ class NonceEpoch:
         self.window = int(window)
         self.seen = False
 
-    def since(self, environ, now: float, key_created, record=None) -> float:
-        """The time before which signatures are refused (may write the marker).
-
-        ``record``: the marker as the caller already read it with other lookups
-        (``store.get_many``, :data:`PAIR`); read here when None (absent or not read).
-        """
-        if record is None:
-            record = self.store.get(EPOCH_NS, EPOCH_KEY)
+    def since(self, environ, now: float, key_created) -> float:
+        """The time before which signatures are refused (may write the marker)."""
+        record = self.store.get(EPOCH_NS, EPOCH_KEY)
         if record is None:
             record = self._start(environ, now, key_created)
         self.seen = True
         return _since(record, now)  # an unreadable marker: fail closed, as if just reset
+
+    def add_nonce(self, environ, now, key_created, created, ns, key, value, ttl) -> bool | None:
+        """Consume a nonce unless its signature predates the epoch: True added, False
+        already used (a replay), None ``created`` is before the epoch (refuse, sign again).
+
+        One store step when the marker is there and older than ``created`` (the usual
+        case: one round trip on Redis, :meth:`~wsgisec.store.Store.add_since`); else the
+        marker is read (and written if missing) by :meth:`since`, then the nonce added.
+        """
+        added = self.store.add_since(ns, key, value, ttl, marker=(EPOCH_NS, EPOCH_KEY), created=created)
+        if added is not None:
+            self.seen = True
+            return added
+        if created is not None and created < self.since(environ, now, key_created):
+            return None
+        return self.store.add(ns, key, value, ttl=ttl)
 
     def _start(self, environ, now, key_created) -> dict:
         old_key = not isinstance(key_created, (int, float)) or key_created < now - self.window

@@ -11,9 +11,10 @@ carrying its reason code (the ``reason`` partners see), the event's detail, and 
 secret-free hint that tells the partner what to fix; never a signature, a key or the
 signature base.
 
-The store is read once for all of it (``store.get_many``: the request token's record and
-the client's floor, the signing key, the nonce epoch; one SQLite statement, one Redis
-round trip), then written once (the nonce); the refusals keep the order above.
+The store is read once for the request token's record, the client's floor and the signing
+key (``store.get_many``: one SQLite statement; on Redis cached or one round trip), then
+once more where the nonce is added with the epoch (``NonceEpoch.add_nonce``: one Lua
+script on Redis); the refusals keep the order above.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import time
 from .. import httpsig
 from ..credentials import SIGNING_KEYS
 from ..wsgi import has_content, read_body
-from . import epoch as nonce_epoch
 from .epoch import NonceEpoch
 from .request_tokens import RequestTokenError
 
@@ -79,6 +79,18 @@ class Reject(Exception):
         self.detail = dict(detail, check=check)
 
 
+def _token_issued(tokens, header: str, claims, records) -> None:
+    """Refuse a request token we did not issue or that was revoked (``records`` begin
+    with the reads of ``RequestTokens.records_for``; nothing to judge without a store)."""
+    if claims is None or tokens.store is None:
+        return
+    try:
+        tokens.check_issued(claims, records[0], records[1])
+    except RequestTokenError as error:
+        raise Reject(error.code, "request-token", why=error.reason,
+                     hint=error.hint.replace("X-Request-Token", header)) from None
+
+
 class RequestVerifier:
     """The checks of one request, configured once by the layer (typed values)."""
 
@@ -113,18 +125,20 @@ class RequestVerifier:
         result = {} if claims is None else {"client_id": claims["client_id"], "token_id": claims["token_id"]}
         token_reads = [] if claims is None or self.tokens.store is None else self.tokens.records_for(claims)
         if not self.require_signature:
-            self._token_issued(claims, self.store.get_many(token_reads) if token_reads else [])
+            _token_issued(self.tokens, self.request_token_header, claims,
+                          self.store.get_many(token_reads) if token_reads else [])
             return result
         try:
             label, covered, params, signature = self._signature_input(environ)  # 2. RFC 9421 §3.2
         except Reject:
             if token_reads:  # a revoked request token is reported before a malformed signature
-                self._token_issued(claims, self.store.get_many(token_reads))
+                _token_issued(self.tokens, self.request_token_header, claims, self.store.get_many(token_reads))
             raise
         keyid, nonce = params["keyid"], params.get("nonce")
-        reads = token_reads + [(SIGNING_KEYS, keyid)] + ([nonce_epoch.PAIR] if nonce is not None else [])
+        # The nonce epoch is read where the nonce is added (epoch.add_nonce: one step).
+        reads = token_reads + [(SIGNING_KEYS, keyid)]
         records = self.store.get_many(reads)
-        self._token_issued(claims, records)
+        _token_issued(self.tokens, self.request_token_header, claims, records)
         has_content = self._covered(environ, covered, keyid)
         now = self.clock()
         self._time(params, now, keyid)  # 3. created/expires
@@ -144,15 +158,16 @@ class RequestVerifier:
         self._content(environ, has_content, keyid)  # 5. RFC 9530
         # 6. Replay: the nonce is consumed last, once everything else verified.
         if nonce is not None:
-            created = params.get("created")
-            if created is not None and created < self.epoch.since(environ, now, key_created, records[-1]):
+            key_name = hashlib.sha256(f"{keyid}\0{nonce}".encode()).hexdigest()
+            added = self.epoch.add_nonce(environ, now, key_created, params.get("created"), NONCES, key_name,
+                                         {"keyid": keyid}, 2 * self.max_clock_skew + 1)
+            if added is None:
                 # The store lost the nonces recorded before its epoch: this may be a replay.
                 # (created has whole seconds: one made in the second of the reset is refused.)
                 raise Reject(EXPIRED, "signature", why="created before the nonce epoch", keyid=keyid,
                              hint="The signature was made before the service lost its replay "
                                   "records; sign the request again.")
-            key_name = hashlib.sha256(f"{keyid}\0{nonce}".encode()).hexdigest()
-            if not self.store.add(NONCES, key_name, {"keyid": keyid}, ttl=2 * self.max_clock_skew + 1):
+            if not added:
                 raise Reject(REPLAYED, "signature", why="nonce already used", keyid=keyid)
         result.update(keyid=keyid, label=label)
         result.setdefault("client_id", owner)
@@ -181,18 +196,6 @@ class RequestVerifier:
                          token_client=claims["client_id"],
                          hint=f"The {header} belongs to another client than the access token.")
         return claims
-
-    def _token_issued(self, claims, records) -> None:
-        """Refuse a request token we did not issue or that was revoked (``records``
-        begin with the reads of ``RequestTokens.records_for``)."""
-        if claims is None or self.tokens.store is None:
-            return
-        try:
-            self.tokens.check_issued(claims, records[0], records[1])
-        except RequestTokenError as error:
-            header = self.request_token_header
-            raise Reject(error.code, "request-token", why=error.reason,
-                         hint=error.hint.replace("X-Request-Token", header)) from None
 
     def _signature_input(self, environ):
         """``(label, covered, params, signature)`` of the signature to verify, well formed."""

@@ -13,6 +13,8 @@ shapes). Everything is a JSON object in a *namespace* under a *key*:
 ``add(ns, key, value, ttl)`` insert only if absent (or expired); True if this call won.
                              Atomic across processes: used for nonces and single-use
                              refresh tokens.
+``add_since(ns, key, ...)``  ``add`` only after reading a marker record whose ``since``
+                             is not after ``created``: one step on Redis (nonce + epoch)
 ``update(ns, key, fields)``  merge fields into an existing value; False if absent
 ``delete(ns, key)``          True if something was deleted
 ``delete_tagged(ns, tag)``   delete every key put with that tag (e.g. every token of one
@@ -160,6 +162,25 @@ class Store:
 
     def update(self, ns: str, key: str, fields: dict) -> bool:
         raise NotImplementedError
+
+    def add_since(self, ns: str, key: str, value: dict, ttl: float | None = None, *,
+                  marker: tuple[str, str], created: float | None = None) -> bool | None:
+        """:meth:`add`, after reading the record ``marker`` (namespace, key) names: None
+        (nothing added) when that record is missing, has no numeric ``since``, or its
+        ``since`` is after ``created``; else whether this call added the key.
+
+        The nonce check in one step: the marker is the nonce epoch
+        (:mod:`wsgisec.signed_requests.epoch`), which decides what None means. Here a
+        ``get`` then an ``add``; Redis does both in one script (one round trip).
+        """
+        record = self.get(*marker)
+        try:
+            since = float(record["since"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if created is not None and created < since:
+            return None
+        return self.add(ns, key, value, ttl)
 
     def delete(self, ns: str, key: str) -> bool:
         raise NotImplementedError

@@ -186,6 +186,9 @@ class GuardedStore(Store):
     def update(self, ns, key, fields):
         return self._call(self.writes, "update", ns, key, fields)
 
+    def add_since(self, ns, key, value, ttl=None, *, marker, created=None):
+        return self._call(self.writes, "add_since", ns, key, value, ttl, marker=marker, created=created)
+
     def delete(self, ns, key):
         return self._call(self.writes, "delete", ns, key)
 

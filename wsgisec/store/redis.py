@@ -35,7 +35,8 @@ from redis.commands.core import Script
 
 from . import Store, StoreUnavailable, redact_url
 from . import redis_scripts
-from .redis_connect import ERRORS, connect
+from .redis_cache import ABSENT_CACHED, CACHED_NAMESPACES, TrackedCache
+from .redis_connect import ERRORS, connect, wants_cache
 from .redis_events import RedisEvents
 
 # Compare-and-set attempts of one update before it is reported as a failure.
@@ -47,7 +48,8 @@ def _ms(ttl: float) -> int:
 
 
 class RedisStore(RedisEvents, Store):
-    def __init__(self, client: "redis.Redis", *, url: str, prefix: str = "wsgisec:", hash_tags: bool = False):
+    def __init__(self, client: "redis.Redis", *, url: str, prefix: str = "wsgisec:", hash_tags: bool = False,
+                 cache: bool = False):
         self.client = client
         self.url = url
         self.prefix = prefix
@@ -55,7 +57,10 @@ class RedisStore(RedisEvents, Store):
         # Texts as bytes: a Script then needs nothing of the client (no connection, no
         # Cluster slot map) until it is first run, inside a store call.
         self._scripts = {name: Script(client, getattr(redis_scripts, name).encode())
-                         for name in ("PUT", "COMPARE_AND_SET", "DELETE_TAGGED", "INCR", "COUNT_REPEAT")}
+                         for name in ("PUT", "COMPARE_AND_SET", "DELETE_TAGGED", "INCR", "COUNT_REPEAT",
+                                      "ADD_SINCE")}
+        #: The tracked client-side cache (:mod:`wsgisec.store.redis_cache`), or None.
+        self.cache = TrackedCache(self._tracking_connection) if cache and not hash_tags else None
 
     @classmethod
     def from_url(cls, url: str) -> "RedisStore":
@@ -63,7 +68,18 @@ class RedisStore(RedisEvents, Store):
             client, prefix, hash_tags = connect(url)
         except ValueError as error:
             raise ValueError(f"store {redact_url(url)}: {error}") from None
-        return cls(client, url=url, prefix=prefix, hash_tags=hash_tags)
+        return cls(client, url=url, prefix=prefix, hash_tags=hash_tags, cache=wants_cache(url))
+
+    def _tracking_connection(self):
+        """A new connection like the pool's, speaking RESP3 (for the cache's pushes)."""
+        pool = self.client.connection_pool
+        return pool.connection_class(**dict(pool.connection_kwargs, protocol=3, health_check_interval=0))
+
+    def _forget(self, ns, key=None):
+        """This process changed ``ns``/``key`` (None: some keys of ``ns``): drop its copy
+        now, before Redis' invalidation can arrive."""
+        if self.cache is not None and ns in CACHED_NAMESPACES:
+            self.cache.invalidate(None if key is None else self._k(ns, key))
 
     def _ns(self, ns):
         return "{" + ns + "}" if self.hash_tags else ns
@@ -88,26 +104,42 @@ class RedisStore(RedisEvents, Store):
         return json.dumps(value, separators=(",", ":"))
 
     def get(self, ns, key):
-        raw = self._call(self.client.get, self._k(ns, key))
+        if self.cache is not None and ns in CACHED_NAMESPACES:
+            raw = self._call(self.cache.get, self._k(ns, key), ns in ABSENT_CACHED)
+        else:
+            raw = self._call(self.client.get, self._k(ns, key))
         return None if raw is None else json.loads(raw)
 
     def get_many(self, pairs):
         pairs = list(pairs)
-        if len(pairs) < 2:
-            return [self.get(ns, key) for ns, key in pairs]
+        results = [None] * len(pairs)
+        # Cached namespaces answer from the tracked cache (no round trip when warm); the
+        # rest are read together.
+        remote = [index for index, (ns, _key) in enumerate(pairs)
+                  if self.cache is None or ns not in CACHED_NAMESPACES]
+        for index, (ns, key) in enumerate(pairs):
+            if self.cache is not None and ns in CACHED_NAMESPACES:
+                results[index] = self.get(ns, key)
+        if len(remote) == 1:
+            results[remote[0]] = self.get(*pairs[remote[0]])
+        elif remote:
+            def read():
+                # One round trip (per Cluster node): GETs pipelined, not a transaction.
+                pipe = self.client.pipeline(transaction=False)
+                for index in remote:
+                    pipe.get(self._k(*pairs[index]))
+                return pipe.execute()
 
-        def read():
-            # One round trip (per Cluster node): GETs pipelined, not a transaction.
-            pipe = self.client.pipeline(transaction=False)
-            for ns, key in pairs:
-                pipe.get(self._k(ns, key))
-            return pipe.execute()
-
-        return [None if raw is None else json.loads(raw) for raw in self._call(read)]
+            for index, raw in zip(remote, self._call(read)):
+                results[index] = None if raw is None else json.loads(raw)
+        return results
 
     def _put(self, mode, ns, key, value, ttl, tags):
         keys = [self._k(ns, key)] + [self._t(ns, tag) for tag in tags]
-        return self._run("PUT", keys, [self._dump(value), "" if ttl is None else _ms(ttl), key, mode])
+        try:
+            return self._run("PUT", keys, [self._dump(value), "" if ttl is None else _ms(ttl), key, mode])
+        finally:
+            self._forget(ns, key)
 
     def put(self, ns, key, value, ttl=None, tags=()):
         self._put("put", ns, key, value, ttl, tuple(tags))
@@ -124,16 +156,32 @@ class RedisStore(RedisEvents, Store):
             value = json.loads(raw)
             value.update(fields)
             done = self._run("COMPARE_AND_SET", [name], [raw, self._dump(value)])
+            self._forget(ns, key)
             if done >= 0:
                 return bool(done)
         raise StoreUnavailable(f"redis store {redact_url(self.url)}: {ns} {key!r} changed "
                                f"{_UPDATE_TRIES} times while being updated")
 
     def delete(self, ns, key):
-        return bool(self._call(self.client.delete, self._k(ns, key)))
+        try:
+            return bool(self._call(self.client.delete, self._k(ns, key)))
+        finally:
+            self._forget(ns, key)
 
     def delete_tagged(self, ns, tag):
-        return int(self._run("DELETE_TAGGED", [self._t(ns, tag)], [self._k(ns, "")]))
+        try:
+            return int(self._run("DELETE_TAGGED", [self._t(ns, tag)], [self._k(ns, "")]))
+        finally:
+            self._forget(ns)
+
+    def add_since(self, ns, key, value, ttl=None, *, marker, created=None):
+        if self.hash_tags:  # the marker lives in another hash slot: two steps (Store's)
+            return super().add_since(ns, key, value, ttl, marker=marker, created=created)
+        done = int(self._run("ADD_SINCE", [self._k(ns, key), self._k(*marker)],
+                             [self._dump(value), "" if ttl is None else _ms(ttl),
+                              "" if created is None else repr(created)]))
+        self._forget(ns, key)
+        return None if done < 0 else bool(done)
 
     def keys(self, ns):
         start = len(self._k(ns, ""))
@@ -159,4 +207,6 @@ class RedisStore(RedisEvents, Store):
         return redact_url(self.url)
 
     def close(self):
+        if self.cache is not None:
+            self.cache.close()
         self.client.close()

@@ -11,7 +11,9 @@
 ==================================================  =====================================
 
 Options, in the query: ``prefix=`` (default ``wsgisec:``), ``timeout=`` (the connect and
-read timeout, default :data:`~wsgisec.store.DEFAULT_TIMEOUT`), and for TLS
+read timeout, default :data:`~wsgisec.store.DEFAULT_TIMEOUT`), ``cache=`` (``on``, the
+default, or ``off``: the tracked client-side cache of :mod:`wsgisec.store.redis_cache`,
+one server only; Sentinel and Cluster stores never cache), and for TLS
 ``ssl_ca_certs=``, ``ssl_certfile=``, ``ssl_keyfile=``, ``ssl_cert_reqs=`` (``required``,
 the default, ``optional`` or ``none``) and ``ssl_check_hostname=`` (``true``/``false``).
 Sentinel also takes ``sentinel_password=`` (and ``sentinel_username=``) when the Sentinels
@@ -36,7 +38,7 @@ from redis.retry import Retry
 
 from . import DEFAULT_TIMEOUT, REDIS_SCHEMES, parse_timeout
 
-__all__ = ["SCHEMES", "ERRORS", "connect"]
+__all__ = ["SCHEMES", "ERRORS", "connect", "wants_cache"]
 
 SCHEMES = REDIS_SCHEMES
 #: What a call to any of these clients raises when the store cannot answer.
@@ -86,6 +88,21 @@ def _hosts(netloc: str, default_port: int) -> tuple[dict, list[tuple[str, int]]]
     return auth, found
 
 
+def cache_setting(value: str) -> bool:
+    if value.lower() not in _BOOLEAN and value.lower() not in ("on", "off"):
+        raise ValueError(f"cache={value} is not on or off")
+    return value.lower() in ("on", "true", "yes", "1")
+
+
+def wants_cache(url: str) -> bool:
+    """Whether a store on ``url`` keeps the tracked client-side cache
+    (:mod:`wsgisec.store.redis_cache`): ``cache=on`` (the default) on one server; never
+    on Sentinel or Cluster, whose keys can move to a server the cache does not track."""
+    scheme, _, rest = url.partition("://")
+    options = dict(urllib.parse.parse_qsl(rest.partition("?")[2], keep_blank_values=True))
+    return "+" not in scheme and cache_setting(options.get("cache", "on"))
+
+
 def connect(url: str) -> tuple[object, str, bool]:
     """``(client, key prefix, hash_tags)`` for a Redis store URL (no connection yet).
 
@@ -97,6 +114,7 @@ def connect(url: str) -> tuple[object, str, bool]:
     location, _, query = rest.partition("?")
     options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
     prefix = options.pop("prefix", "wsgisec:")
+    cache_setting(options.pop("cache", "on"))
     timeout = parse_timeout(options.pop("timeout")) if "timeout" in options else DEFAULT_TIMEOUT
     tls = _tls(options)
     common = dict(socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))

@@ -64,3 +64,24 @@ local count = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return count
 """
+
+#: add_since: KEYS = [value key, marker key]; ARGV = [json, ttl ms or "", created or ""].
+#: Reads the marker and, when it is there and its ``since`` is not after ``created``,
+#: adds the key (SET NX): the nonce epoch check and the nonce in one round trip.
+#: Returns 1 added, 0 the key was there, -1 not tried (the caller decides in Python).
+ADD_SINCE = """
+local marker = redis.call('GET', KEYS[2])
+if not marker then return -1 end
+local created = tonumber(ARGV[3])
+if created then
+  local ok, record = pcall(cjson.decode, marker)
+  local since = ok and type(record) == 'table' and tonumber(record['since'])
+  if not since or created < since then return -1 end
+end
+local px = tonumber(ARGV[2])
+local won
+if px then won = redis.call('SET', KEYS[1], ARGV[1], 'PX', px, 'NX')
+else won = redis.call('SET', KEYS[1], ARGV[1], 'NX') end
+if won then return 1 end
+return 0
+"""
