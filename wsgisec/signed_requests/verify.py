@@ -185,8 +185,7 @@ class RequestVerifier:
         if self.tokens is None:
             raise Reject(SIGNATURE_INVALID, "request-token", why="no secret_keys to verify tokens")
         try:
-            # Signature and times here; whether we issued it and nobody revoked it is
-            # judged from the store reads verify() makes together (_token_issued).
+            # Signature and times; issued and not revoked: _token_issued, from verify()'s reads.
             claims = self.tokens.verify(token.strip(), check_revoked=False)
         except RequestTokenError as error:
             raise Reject(error.code, "request-token", why=error.reason,
