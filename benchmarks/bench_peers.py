@@ -253,6 +253,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=0.1, help="length of one round of one case")
     parser.add_argument("--pool", type=int, default=16000, help="pre-signed requests per signed workload")
+    parser.add_argument("--redis", metavar="URL", help="also the flagship on this Redis (e.g. "
+                        "redis://127.0.0.1:6379/15), under a key prefix of its own, deleted afterwards")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # events are logged per request; not what is measured
     directory = tempfile.mkdtemp(prefix="wsgisec-peers-")
@@ -264,11 +266,25 @@ def main(argv=None):
                  "W3": flag}
     peer_token = "peer-" + "t" * 40
     peer = peer_stack(peer_token)
+    on_redis = None
+    if args.redis:
+        separator = "&" if "?" in args.redis else "?"
+        prefix = f"bench-peers-{os.getpid()}:"
+        on_redis = args.redis + f"{separator}prefix={prefix}"
+        redis_flag, redis_credentials = flagship(directory, store=on_redis)
+        redis_apps = {"W1": Pool(redis_flag, signed_pool(redis_credentials, "GET", "/api/items?id=42", b"",
+                                                         size=args.pool)),
+                      "W2": Pool(redis_flag, signed_pool(redis_credentials, "POST", "/api/items", POST_BODY,
+                                                         size=args.pool)),
+                      "W3": redis_flag}
     stacks = [("bare WSGI function", lambda w: bare, peer_token),
               ("Flask + ProxyFix + flask-talisman + Authlib bearer (peer)", lambda w: peer, peer_token),
               ("wsgisec error_masker + https + token_auth + escaping", lambda w: four, four_token),
               ("wsgisec flagship (partner_api.ini, 7 layers) on SQLite", lambda w: flag_apps[w],
                credentials["access_token"])]
+    if on_redis:
+        stacks.append(("wsgisec flagship (7 layers) on Redis (loopback, tracked cache)",
+                       lambda w: redis_apps[w], redis_credentials["access_token"]))
     cases = []
     for name, app_for, token in stacks:
         for workload in WORKLOADS:
@@ -291,6 +307,12 @@ def main(argv=None):
             "median": statistics.median(rounds), "low": min(rounds), "high": max(rounds),
             "count": count, "rounds": len(rounds)}
     report(results, args.json)
+    if on_redis:
+        import redis
+
+        client = redis.Redis.from_url(args.redis.split("?")[0])
+        for name in client.scan_iter(match=prefix.replace("*", "\\*") + "*", count=1000):
+            client.delete(name)
 
 
 def report(results, path):
