@@ -20,6 +20,7 @@ INI = pathlib.Path(__file__).parent / "ini"
 
 
 def test_check_clean_config_exits_0(capsys):
+    init_store(INI / "check_clean.ini")
     assert main(["check", str(INI / "check_clean.ini")]) == 0
     out = capsys.readouterr().out
     assert out.index("1. error_masker") < out.index("2. https") < out.index("3. application")
@@ -28,6 +29,7 @@ def test_check_clean_config_exits_0(capsys):
 
 
 def test_check_insecure_config_exits_1_and_names_each_problem(capsys):
+    init_store(INI / "check_insecure.ini")
     assert main(["check", str(INI / "check_insecure.ini")]) == 1
     out = capsys.readouterr().out
     for expected in ("debug is on", "HSTS max-age is short", "redirect is off", "allowed_hosts contains *",
@@ -41,6 +43,7 @@ def test_check_configuration_error_exits_2(capsys):
 
 
 def test_check_flagship_example_lists_every_layer(capsys, tmp_path, monkeypatch):
+    init_store(EXAMPLES / "partner_api.ini")
     code = main(["check", str(EXAMPLES / "partner_api.ini")])
     out = capsys.readouterr().out
     assert code in (0, 1)
@@ -222,8 +225,21 @@ def test_check_finds_the_ini_as_argument_option_or_environment(how, capsys, monk
     argv = {"argument": ["check", config], "option": ["check", "--config", config], "environment": ["check"]}[how]
     if how == "environment":
         monkeypatch.setenv("WSGISEC_CONFIG", config)
+    init_store(config)
     assert main(argv) == 0
     assert capsys.readouterr().out.startswith(f"{config} [main], outermost first:")
+
+
+def test_check_never_creates_a_missing_store(tmp_path, capsys):
+    """An operator's check of a deployment whose store file is gone must say so, not
+    hand the servers a new empty store (issue 14); `wsgisec store init` creates it."""
+    config = bare_ini(tmp_path)
+    assert main(["check", config]) == 2
+    assert "no such file; create it with `wsgisec store init" in capsys.readouterr().err
+    assert not (tmp_path / "var" / "api.sqlite").exists()
+    init_store(config)
+    assert main(["check", config]) in (0, 1)
+    assert "reachable, writable, schema current" in capsys.readouterr().out
 
 
 def test_check_without_an_ini_file_says_how_to_give_one(capsys, monkeypatch):

@@ -24,9 +24,9 @@
 
 ``wsgisec store init --config CONFIG [--pipeline main]``
     Create the stores the pipeline names (the SQLite file with its schema). Every other
-    operator verb (``client ...``, ``token ...``, ``reports ...``, ``learn``) refuses a
-    missing store with one line naming it, rather than create an empty one; ``serve`` and
-    ``check`` still create the default SQLite store on first start.
+    verb (``check``, ``client ...``, ``token ...``, ``reports ...``, ``learn``) refuses a
+    missing store with one line naming it, rather than create an empty one; ``serve``
+    still creates the default SQLite store on first start.
 
 ``serve`` and ``check`` take the ini file as an argument or as ``--config``, and fall back
 to ``$WSGISEC_CONFIG`` like every other verb.
@@ -390,7 +390,7 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> int:
-    """The verb; only ``serve``, ``check`` and ``store init`` may create a missing store."""
+    """The verb; only ``serve`` and ``store init`` may create a missing store."""
     from .store import no_create
     from .store.cli import CREATING_VERBS
 

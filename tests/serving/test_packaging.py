@@ -123,6 +123,9 @@ def test_the_wheel_installed_in_a_fresh_venv_checks_and_serves_an_ini_outside_th
     (site / "api.ini").write_text(SITE_INI)
     wsgisec = str(venv / "bin" / "wsgisec")
 
+    init = subprocess.run([wsgisec, "store", "init", "--config", str(site / "api.ini")], capture_output=True,
+                          text=True, cwd="/", env=clean_env(), timeout=120)
+    assert init.returncode == 0, init.stderr
     check = subprocess.run([wsgisec, "check", "--config", str(site / "api.ini")], capture_output=True, text=True,
                            cwd="/", env=clean_env(), timeout=120)
     assert check.returncode in (0, 1), check.stderr

@@ -53,7 +53,10 @@ def test_relative_sqlite_path_is_the_same_file_whatever_the_cwd(tmp_path, monkey
         monkeypatch.chdir(cwd)
         layer = pipeline.find_layer(pipeline.load(ini), HTTPSOnly)
         assert layer.store.url == expected
-    # the CLI, run from yet another directory, opens (and prints) that same file
+    # the CLI, run from yet another directory, creates, opens (and prints) that same file
+    created = subprocess.run([sys.executable, "-m", "wsgisec.cli", "store", "init", "--config", ini], cwd="/",
+                             capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
     result = subprocess.run([sys.executable, "-m", "wsgisec.cli", "check", ini], cwd="/",
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -71,9 +74,9 @@ def test_redis_url_without_the_redis_package_is_a_configuration_error(tmp_path, 
     assert "s3cret" not in message
 
 
-def test_check_fails_with_one_line_when_the_directory_cannot_be_made(tmp_path, capsys):
+def test_store_init_fails_with_one_line_when_the_directory_cannot_be_made(tmp_path, capsys):
     ini = write_ini(tmp_path, "wsgisec_store = sqlite:////etc/hostname/sub/x.db")
-    assert main(["check", ini]) == 2
+    assert main(["store", "init", "--config", ini]) == 2
     err = capsys.readouterr().err
     assert err == ("wsgisec: store unavailable: sqlite store /etc/hostname/sub/x.db: "
                    "cannot create /etc/hostname/sub: Not a directory\n")

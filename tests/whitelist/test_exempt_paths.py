@@ -10,7 +10,7 @@ import pathlib
 import pytest
 from webtest import TestApp
 
-from conftest import validated
+from conftest import init_store, validated
 from wsgisec import settings
 from wsgisec.cli import main
 from wsgisec.whitelist import Whitelist
@@ -79,6 +79,7 @@ exempt_paths = /oauth
 [app:legacy]
 use = call:flask_legacy.app:app_factory
 """)
+    init_store(ini)
     code = main(["check", str(ini)])
     out = capsys.readouterr().out
     assert code == 1, out

@@ -8,8 +8,8 @@ The operator's other verbs (``wsgisec client ...``, ``token ...``, ``reports ...
 ``learn``) never create a store: run against a store file that was deleted or a path
 with a typo, an empty new file would answer "no such client" and the operator could not
 revoke a live one. They fail with one line naming the file and this verb instead.
-``wsgisec serve`` (and ``wsgisec check``) still create the default SQLite store on first
-start, so the README quick start works as written.
+``wsgisec serve`` still creates the default SQLite store on first start (``wsgisec check``
+reports a missing one, exit 2), so the README quick start works as written.
 
 Prints one line per store: ``created PATH``, ``PATH: exists, schema current`` or, for
 Redis, ``URL: reachable, writable``. Exit status 0, or 2 if a store is unusable.
@@ -23,7 +23,7 @@ __all__ = ["register", "CREATING_VERBS"]
 
 #: ``(command, verb)`` pairs that may create a missing store; every other verb runs
 #: inside :func:`wsgisec.store.no_create`.
-CREATING_VERBS = {("serve", None), ("check", None), ("store", "init")}
+CREATING_VERBS = {("serve", None), ("store", "init")}
 
 
 def _init(args) -> int:
