@@ -69,6 +69,18 @@ def flagship_partner(stack):
                           access_token=access_token, extra_environ=dict(VIA_TLS_PROXY))
 
 
+@pytest.fixture
+def stack(load_example):
+    """The flagship, examples/partner_api.ini, on this test's SQLite store."""
+    return load_example("partner_api.ini")
+
+
+@pytest.fixture
+def partner(stack):
+    """A partner of the flagship ``stack`` (:func:`flagship_partner`)."""
+    return flagship_partner(stack)
+
+
 # -- a local Redis Cluster and a Sentinel, once per test session (issue 14) -----------
 
 REDIS_CLI = shutil.which("redis-cli")

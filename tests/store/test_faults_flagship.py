@@ -15,19 +15,9 @@ import sqlite3
 
 import pytest
 
-from store_servers import flagship_partner, own_redis  # noqa: F401 (a fixture)
+from store_servers import flagship_partner, own_redis, partner, stack  # noqa: F401 (fixtures)
 from wsgisec.store import open_store
 from wsgisec.store import sqlite_connection
-
-
-@pytest.fixture
-def stack(load_example):
-    return load_example("partner_api.ini")
-
-
-@pytest.fixture
-def partner(stack):
-    return flagship_partner(stack)
 
 
 @pytest.fixture

@@ -8,18 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from store_servers import flagship_partner
+from store_servers import partner, stack  # noqa: F401 (fixtures)
 from wsgisec.store import open_store
-
-
-@pytest.fixture
-def stack(load_example):
-    return load_example("partner_api.ini")
-
-
-@pytest.fixture
-def partner(stack):
-    return flagship_partner(stack)
 
 
 @pytest.fixture
