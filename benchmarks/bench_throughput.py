@@ -58,7 +58,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 
-from served import BIN, PROXY, flagship_copy, free_port, percentile  # noqa: E402
+from served import BIN, PROXY, Served, flagship_copy, free_port, percentile  # noqa: E402
 
 PATH = "/api/items?id=42"
 
@@ -125,8 +125,10 @@ def argv_for(server: str, app: str, ini: pathlib.Path, port: int, threads: int, 
             f"--threads={threads}", "--ident=", "bench_peers:bare"]
 
 
-class Server:
-    def __init__(self, argv, cwd, env=None):
+class Server(Served):
+    """A server process from its own ``argv`` (bare or flagship); output/stop are Served's."""
+
+    def __init__(self, argv, cwd, env=None):  # not Served.__init__: that one builds its own argv
         self.port = int(argv[argv.index("--port") + 1]) if "--port" in argv else \
             int(argv[argv.index("--bind") + 1].rsplit(":", 1)[1])
         self.log_path = pathlib.Path(cwd) / f"server-{self.port}.log"
@@ -165,21 +167,6 @@ class Server:
             except (OSError, IndexError):
                 continue
         return total / tick
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._log.close()
-        return self.log_path.read_text(errors="replace")
 
 
 # -- the requests ------------------------------------------------------------------------
