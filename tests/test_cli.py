@@ -200,8 +200,9 @@ def test_unusable_store_for_an_operator_verb_exits_2(tmp_path):
                    "application = json:dumps\n")
     result = run_cli("client", "list", "--config", str(ini))
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    # The suggested command names the ini file that was given, ready to paste.
     assert result.stderr == ("wsgisec: store unavailable: sqlite store /etc/hostname/sub/x.db: no such file; "
-                             "create it with `wsgisec store init --config INI` (or start `wsgisec serve`)\n")
+                             f"create it with `wsgisec store init --config {ini}` (or start `wsgisec serve`)\n")
     result = run_cli("store", "init", "--config", str(ini))  # the verb that may create it says why it cannot
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr == ("wsgisec: store unavailable: sqlite store /etc/hostname/sub/x.db: "
@@ -235,7 +236,7 @@ def test_check_never_creates_a_missing_store(tmp_path, capsys):
     hand the servers a new empty store (issue 14); `wsgisec store init` creates it."""
     config = bare_ini(tmp_path)
     assert main(["check", config]) == 2
-    assert "no such file; create it with `wsgisec store init" in capsys.readouterr().err
+    assert f"no such file; create it with `wsgisec store init --config {config}`" in capsys.readouterr().err
     assert not (tmp_path / "var" / "api.sqlite").exists()
     init_store(config)
     assert main(["check", config]) in (0, 1)

@@ -52,6 +52,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import shlex
 import sys
 
 from . import pipeline
@@ -322,7 +323,7 @@ def _check(args) -> int:
         for line in check_stores(chain):
             print(line)
     except StoreUnavailable as error:
-        print(f"wsgisec: store unavailable: {error}", file=sys.stderr)
+        print(f"wsgisec: store unavailable: {store_hint(error, args)}", file=sys.stderr)
         return EXIT_CONFIG
     for url, store in stores_of(chain).items():
         warnings.extend(f"store {redact_url(url)}: {text}" for text in getattr(store, "warnings", list)())
@@ -385,8 +386,16 @@ def main(argv=None) -> int:
         return EXIT_CONFIG
     except StoreUnavailable as error:
         # Fail closed, and say which store: the operator's verb did nothing.
-        print(f"wsgisec: store unavailable: {error}", file=sys.stderr)
+        print(f"wsgisec: store unavailable: {store_hint(error, args)}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+def store_hint(error: StoreUnavailable, args) -> str:
+    """The error's text, with the ini file the operator gave in place of ``--config INI``
+    (the store cannot know it), so the suggested command can be pasted as it is."""
+    config = getattr(args, "config", None)
+    text = str(error)
+    return text.replace("--config INI", f"--config {shlex.quote(config)}") if config else text
 
 
 def _run(args) -> int:
