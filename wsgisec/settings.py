@@ -47,6 +47,8 @@ __all__ = [
     "integer",
     "duration",
     "size",
+    "Limit",
+    "limit",
     "words",
     "lines",
     "cidrs",
@@ -149,6 +151,35 @@ def size(text: str) -> int:
         raise ValueError("a size; write 512, 64KB or 1MB")
     unit = match.group(2).lower() if match.group(2) else None
     return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+class Limit:
+    """``count`` events per ``window`` seconds, written ``60/1m`` in ini files (:func:`limit`)."""
+
+    __slots__ = ("count", "window")
+
+    def __init__(self, count: int, window: int):
+        self.count, self.window = count, window
+
+    def __repr__(self):
+        return f"{self.count}/{self.window}s"
+
+    __str__ = __repr__
+
+
+def limit(text: str) -> Limit:
+    """Settings parser: ``60/1m`` (60 per minute), ``1000/1h``; ``0/1m`` refuses all."""
+    count, sep, window = text.strip().partition("/")
+    try:
+        number = int(count)
+    except ValueError:
+        number = -1
+    if not sep or number < 0:
+        raise ValueError("a rate such as 60/1m (count per duration)")
+    seconds = duration(window)
+    if seconds <= 0:
+        raise ValueError("a rate such as 60/1m with a window above zero")
+    return Limit(number, seconds)
 
 
 def words(text: str) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ import secrets
 import time
 
 from .. import events
+from ..settings import Limit, limit  # noqa: F401 - importable from here as before
 from ..store import StoreUnavailable
 
 __all__ = ["Limit", "rate_limit", "make_event", "commit", "commit_remembered", "remember", "SEEN", "RATE"]
@@ -27,37 +28,6 @@ SEEN = "reports.seen"    # fingerprint -> {"id", "count", "first"}: identical re
 RATE = "reports.rate"    # rate-limit counters
 NOISE = "reports.noise"  # counters of dropped browser reports (extensions, unknown types)
 DUPS = "reports.dups"    # counters of duplicates
-
-
-class Limit:
-    """``count`` requests per ``window`` seconds, written ``60/1m`` in ini files."""
-
-    __slots__ = ("count", "window")
-
-    def __init__(self, count: int, window: int):
-        self.count, self.window = count, window
-
-    def __repr__(self):
-        return f"{self.count}/{self.window}s"
-
-    __str__ = __repr__
-
-
-def limit(text: str) -> Limit:
-    """Settings parser: ``60/1m`` (60 per minute), ``1000/1h``; ``0/1m`` refuses all."""
-    from ..settings import duration
-
-    count, sep, window = text.strip().partition("/")
-    try:
-        number = int(count)
-    except ValueError:
-        number = -1
-    if not sep or number < 0:
-        raise ValueError("a rate such as 60/1m (count per duration)")
-    seconds = duration(window)
-    if seconds <= 0:
-        raise ValueError("a rate such as 60/1m with a window above zero")
-    return Limit(number, seconds)
 
 
 def rate_limit(store, checks) -> int | None:
