@@ -18,7 +18,7 @@ from wsgisec.token_auth import FAILURES, HASHING_BUSY, TokenAuth, filter_factory
 from wsgisec.token_auth.clients import ClientRegistry
 from wsgisec.token_auth.hashing import HASH_NICENESS, HashingBusy, HashSlots
 
-from test_token_auth import FAST, HTTPS, clock, fetch, make, new_client  # noqa: F401
+from test_token_auth import FAST, HTTPS, basic, clock, fetch, make, new_client  # noqa: F401
 
 
 class GatedContext:
@@ -60,9 +60,7 @@ def test_eight_concurrent_bad_secrets_never_run_more_than_two_checks(store):
     results = []
 
     def attempt(number):
-        # Half with a known id and a wrong secret, half with unknown ids (the dummy check).
-        client_id = record["id"] if number % 2 else f"c_{number:016x}"
-        results.append(registry.authenticate(client_id, "wrong-" + str(number)))
+        results.append(registry.authenticate(record["id"], "wrong-" + str(number)))
 
     threads = [threading.Thread(target=attempt, args=(n,)) for n in range(8)]
     for thread in threads:
@@ -82,7 +80,8 @@ def test_registry_without_a_bound_runs_every_check_at_once(store):
     # Operator verbs and Python callers: no bound unless one is given.
     context = GatedContext()
     registry = ClientRegistry(store, context=context)
-    threads = [threading.Thread(target=registry.authenticate, args=(f"c_{n:016x}", "x")) for n in range(4)]
+    record, _secret = registry.create("Acme")
+    threads = [threading.Thread(target=registry.authenticate, args=(record["id"], "x")) for n in range(4)]
     for thread in threads:
         thread.start()
     context.wait_active(4)
@@ -160,3 +159,104 @@ def test_the_flagship_bounds_hashing_at_two_per_process(load_example):
     layer = pipeline.find_layer(app, TokenAuth)
     assert layer.hash_slots.limit == 2 and layer.hash_slots.wait == 0.01
     assert layer.settings["max_concurrent_hashes"] == 2
+    assert layer.settings["failed_hash_budget"] == "12/12s" and layer.hash_slots.failures.capacity == 12
+
+
+# -- what a flood spends: unknown ids nothing, bad secrets the failure budget --------------
+
+class CountingContext:
+    """FAST, counting the checks (``verify`` calls) it runs."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def verify(self, secret, hash_):
+        self.calls += 1
+        return FAST.verify(secret, hash_)
+
+    def hash(self, secret):
+        return FAST.hash(secret)
+
+    def needs_update(self, hash_):
+        return FAST.needs_update(hash_)
+
+
+def from_address(app, client_id, secret, address, status):
+    return app.post("/oauth/token", {"grant_type": "client_credentials"}, headers=basic(client_id, secret),
+                    extra_environ={"REMOTE_ADDR": address}, status=status)
+
+
+def test_unknown_client_ids_are_refused_without_a_check(make):
+    """Ids are not secret (RFC 6749 §2.2): a flood of random ids costs no argon2 at all."""
+    app, layer = make(max_failed_auth=1000)
+    layer.registry.context = context = CountingContext()
+    for number in range(30):
+        answer = from_address(app, f"c_{number:016x}", "guess", f"198.51.100.{number}", 401)
+        assert answer.json["error"] == "invalid_client"
+    from_address(app, "not-an-id", "guess", "198.51.100.200", 401)
+    assert context.calls == 0
+
+
+def test_failed_checks_beyond_the_budget_get_503_at_once_until_it_refills(make, store, clock):
+    app, layer = make(failed_hash_budget="3/3s", verified_secret_ttl=0, max_failed_auth=1000)
+    layer.registry.context = context = CountingContext()
+    client_id, secret = new_client(layer)
+    for number in range(3):
+        from_address(app, client_id, "wrong", f"198.51.100.{number}", 401)
+    busy = from_address(app, client_id, "wrong", "198.51.100.9", 503)
+    assert busy.json["error"] == "temporarily_unavailable" and busy.headers["Retry-After"] == "1"
+    # A stranger's right secret waits too: nothing is let through unchecked.
+    refused = from_address(app, client_id, secret, "192.0.2.1", 503)
+    assert "access_token" not in refused.json and context.calls == 3
+    event = [e for e in store.events() if e["incident_id"] == busy.json["incident_id"]][0]
+    assert event["kind"] == "token_auth." + HASHING_BUSY and event["detail"]["why"] == "failure budget"
+    # Nothing was checked, so nothing counts towards the lock-out of that address.
+    assert store.incr(FAILURES, "addr:198.51.100.9", layer.failed_auth_window) == 1
+    clock.now += 1  # one check per second refills
+    assert "access_token" in from_address(app, client_id, secret, "192.0.2.1", 200).json
+    # Right secrets give their token back: many successes leave the whole budget to failures.
+    for number in range(10):
+        from_address(app, client_id, secret, f"192.0.2.{10 + number}", 200)
+    from_address(app, client_id, "wrong", "198.51.100.20", 401)
+    from_address(app, client_id, "wrong", "198.51.100.21", 503)
+
+
+def test_a_partner_known_from_its_address_is_not_held_by_a_spent_budget(make, store):
+    """A flood from strangers with the partner's id spends the budget; the partner, which
+    authenticated from its address before, still gets its check (and its token)."""
+    from wsgisec.token_auth.refusals import KNOWN_CALLERS
+
+    app, layer = make(failed_hash_budget="2/10s", verified_secret_ttl=0, max_failed_auth=1000)
+    layer.registry.context = context = CountingContext()
+    client_id, secret = new_client(layer)
+    from_address(app, client_id, secret, "192.0.2.7", 200)
+    assert store.get(KNOWN_CALLERS, f"{client_id}@192.0.2.7") is not None
+    for number in range(5):
+        from_address(app, client_id, "wrong", f"198.51.100.{number}", (401, 503))
+    from_address(app, client_id, secret, "192.0.2.99", 503)  # a stranger waits
+    before = context.calls
+    assert "access_token" in from_address(app, client_id, secret, "192.0.2.7", 200).json
+    # Known callers are still checked, and a wrong secret from them still fails (401).
+    from_address(app, client_id, "wrong", "192.0.2.7", 401)
+    assert context.calls == before + 2
+
+
+def test_failure_budget_refills_with_time_and_never_drains_when_the_clock_steps_back():
+    from wsgisec.token_auth.hashing import FailureBudget
+
+    now = [1000.0]
+    budget = FailureBudget(2, 4, clock=lambda: now[0])
+    assert budget.take() and budget.take() and not budget.take()
+    assert budget.retry_after() == 2 and budget.spent == 1
+    budget.give_back()
+    assert budget.take() and not budget.take()
+    now[0] -= 3600  # a wall clock set back an hour
+    assert not budget.take()
+    now[0] += 2
+    assert budget.take()
+
+
+@pytest.mark.parametrize("value", ["0/1s", "1/0s", "many", "3"])
+def test_bad_failure_budgets_are_refused_at_start_up(tmp_path, value):
+    with pytest.raises(ConfigurationError, match="failed_hash_budget"):
+        filter_factory({"here": str(tmp_path)}, store=f"sqlite:///{tmp_path}/s.sqlite", failed_hash_budget=value)

@@ -700,7 +700,7 @@ def test_every_setting_from_an_ini_file(store_url):
         "allow_query_token": True, "pass_authorization": True, "realm": "partners",
         "token_path": "/auth/token", "revoke_path": "/auth/revoke", "introspect_path": "/auth/introspect",
         "max_failed_auth": 5, "failed_auth_window": 1800, "require_tls": False,
-        "max_concurrent_hashes": 3, "hash_wait": 1.0,
+        "max_concurrent_hashes": 3, "hash_wait": 1.0, "failed_hash_budget": "30/60s", "verified_secret_ttl": 600,
     }
     assert len(layer.warnings()) == 3
     test = TestApp(validated(app))

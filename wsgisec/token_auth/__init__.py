@@ -102,6 +102,25 @@ Settings (ini name, default):
     ``hashing-busy`` event. Short on purpose: a waiting request holds a server thread,
     and measured under a flood (benchmarks/README.md) a 250ms wait left the API waiting
     behind the waiters; a check takes longer than any useful wait anyway.
+``failed_hash_budget`` (12/12s)
+    Client-secret checks that may *fail* per window in one process (a token bucket that
+    allows the count at once): a check takes one when it starts and gives it back when
+    the secret was right, so only bad credentials spend it. Once it is spent, token,
+    revocation and introspection requests that need a check get 503 with ``Retry-After``
+    at once, until it refills. This bounds the CPU a flood of bad credentials can take,
+    from however many addresses, to the budget times one check (~190 ms of CPU for the
+    default argon2id on the machine of benchmarks/README.md), while partners that know
+    their secret are not counted: a check from an address that authenticated that client
+    before (kept 30 days in the store) or of a remembered secret (below) never spends it.
+    The default's burst (12) is above ``max_failed_auth`` (10): a few failures (a partner
+    with a stale secret, a probe from ten addresses) never make a partner wait, while a
+    flood is held to one check a second.
+``verified_secret_ttl`` (1h)
+    How long this process remembers a secret it verified (an HMAC of it under a
+    per-process random key, in memory; never stored), counted from its last use: a
+    partner renewing its token with the same secret needs no argon2 check and is not
+    stopped by the bounds above during a flood. A rotated-out or upgraded hash, or a
+    disabled client, takes effect at once in every process. ``0`` checks every request.
 ``require_tls`` (true)
     Refuse (403, never a redirect) token, API and public-path requests that did not
     arrive over TLS (as decided by the https layer or the server) when they carry a
@@ -125,7 +144,7 @@ from ..wsgi import is_secure
 from .bearer import BearerGuard
 from .clients import CLIENTS, DEFAULT_CONTEXT, ClientAuthenticator, ClientRegistry  # noqa: F401
 from .endpoints import MAX_FORM_SIZE, OAuthEndpoints, issue_token  # noqa: F401
-from .hashing import HashingBusy, HashSlots  # noqa: F401
+from .hashing import FailureBudget, HashingBusy, HashSlots  # noqa: F401
 # Event kinds and store namespaces, importable from here as before the split.
 from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLED, FAILURES,  # noqa: F401
                        HASHING_BUSY,
@@ -136,6 +155,7 @@ from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLE
 from .scopes import (PathPattern, ScopeRule, ambiguous, canonical_method, endpoint_path,  # noqa: F401
                      public_paths as _public_paths, realm as _realm, scope_rules as _scope_rules,
                      valid_request_method)
+from .verified import VerifiedSecrets
 
 __all__ = ["TokenAuth", "filter_factory", "SETTINGS", "ScopeRule", "issue_token", "TokenError"]
 
@@ -158,6 +178,8 @@ SETTINGS = {
     "require_tls": (settings.boolean, "true"),
     "max_concurrent_hashes": (settings.integer(1, 1000), "2"),
     "hash_wait": (settings.store_timeout, "10ms"),
+    "failed_hash_budget": (settings.limit, "12/12s"),
+    "verified_secret_ttl": (settings.duration, "1h"),
 }
 
 
@@ -170,8 +192,8 @@ class TokenAuth(Layer):
                  public_paths=(), scopes=(), allow_query_token=False, pass_authorization=False,
                  realm="api", token_path="/oauth/token", revoke_path="/oauth/revoke",
                  introspect_path="/oauth/introspect", max_failed_auth=10, failed_auth_window=900,
-                 require_tls=True, max_concurrent_hashes=2, hash_wait=0.01,
-                 crypt_context=DEFAULT_CONTEXT, clock=time.time):
+                 require_tls=True, max_concurrent_hashes=2, hash_wait=0.01, failed_hash_budget="12/12s",
+                 verified_secret_ttl=3600, crypt_context=DEFAULT_CONTEXT, clock=time.time):
         self.app = app
         if store is None:
             raise ConfigurationError("token_auth needs a store (store = sqlite:////path or redis://...)")
@@ -204,9 +226,17 @@ class TokenAuth(Layer):
         self.token_path, self.revoke_path, self.introspect_path = endpoints
         if int(max_concurrent_hashes) < 1 or not 0 < hash_wait <= 60:
             raise ConfigurationError("max_concurrent_hashes must be at least 1 and hash_wait in (0, 60s]")
-        self.hash_slots = HashSlots(int(max_concurrent_hashes), hash_wait)
+        if isinstance(failed_hash_budget, str):
+            failed_hash_budget = settings.limit(failed_hash_budget)
+        if failed_hash_budget.count < 1:
+            raise ConfigurationError("failed_hash_budget must allow at least one failed check per window")
+        if verified_secret_ttl < 0:
+            raise ConfigurationError("verified_secret_ttl must not be negative")
+        self.hash_slots = HashSlots(int(max_concurrent_hashes), hash_wait,
+                                    FailureBudget(failed_hash_budget.count, failed_hash_budget.window, clock))
         self.registry = ClientRegistry(self.store, context=crypt_context, clock=clock,
-                                       hash_slots=self.hash_slots)
+                                       hash_slots=self.hash_slots,
+                                       verified=VerifiedSecrets(verified_secret_ttl))
         self.authenticator = ClientAuthenticator(
             self.registry, store=self.store, max_failed=self.max_failed_auth,
             window=self.failed_auth_window, clock=clock,
@@ -223,6 +253,7 @@ class TokenAuth(Layer):
             "introspect_path": introspect_path, "max_failed_auth": self.max_failed_auth,
             "failed_auth_window": self.failed_auth_window, "require_tls": require_tls,
             "max_concurrent_hashes": self.hash_slots.limit, "hash_wait": self.hash_slots.wait,
+            "failed_hash_budget": str(failed_hash_budget), "verified_secret_ttl": verified_secret_ttl,
         }
 
     def warnings(self):

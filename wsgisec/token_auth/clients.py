@@ -32,17 +32,25 @@ Hashing (OWASP Password Storage cheat sheet): argon2id through passlib's
 :class:`~passlib.context.CryptContext`, so that when the parameters or the scheme change,
 a hash that ``needs_update`` is replaced on the client's next successful login, without
 anyone having to know the secret. Secrets are compared only through ``verify`` (constant
-time in the hash implementation); an unknown client id still costs one verification, so
-response time does not tell which ids exist.
+time in the hash implementation).
+
+An unknown client id is refused without a check. Client ids are not secrets (RFC 6749
+§2.2: "the client identifier is not a secret; it is exposed to the resource owner"), and
+ours carry 64 random bits, so they cannot be enumerated by guessing; the dummy check we
+used to spend on them to hide which ids exist turned every request with a random id into
+an argon2 check, the amplification a flood of bad credentials needs (issue 14).
 
 Bounded hashing (issue 14): an argon2id verification costs ~64 MiB and tens of ms of
 every core, so a flood of bad credentials from many addresses (which the per-address
 lock-out cannot stop) would otherwise take the CPU, memory and server threads the API
 needs. :class:`~wsgisec.token_auth.hashing.HashSlots` lets at most ``max_concurrent_hashes`` verifications run at once
-in a process; a request that gets no slot within ``hash_wait`` raises :class:`HashingBusy`,
-which the token endpoint answers with 503 and ``Retry-After`` (never a pass, never a
-hash skipped for a check that then succeeds). The checks run on hashing threads of
-lowered CPU priority, so that the ones admitted yield the cores to API requests.
+in a process and at most ``failed_hash_budget`` of them fail per window; a request
+beyond either raises :class:`HashingBusy`, which the token endpoint answers with 503 and
+``Retry-After`` (never a pass, never a hash skipped for a check that then succeeds). The
+checks run on hashing threads of lowered CPU priority, so that the ones admitted yield
+the cores to API requests. A secret verified in this process is remembered for
+``verified_secret_ttl`` (:class:`~wsgisec.token_auth.verified.VerifiedSecrets`), so a
+partner renewing its token needs no check and is not stopped by either bound.
 
 At the token endpoints, :class:`ClientAuthenticator` reads the client's credentials from
 the request (RFC 6749 §2.3.1) and keeps the lock-out counters (per address and per
@@ -69,8 +77,9 @@ from passlib.context import CryptContext
 from .. import events
 from ..credentials import CLIENT_CREDENTIALS, CLIENTS, TOKENS, valid_client_id
 from .hashing import HashingBusy, HashSlots
+from .verified import VerifiedSecrets
 from .refusals import (CLIENT_AUTH_FAILED, CLIENT_AUTH_THROTTLED, CLIENT_DISABLED, FAILURES,
-                       HASHING_BUSY, LOCKS, TokenError)
+                       HASHING_BUSY, KNOWN_CALLER_TTL, KNOWN_CALLERS, LOCKS, TokenError)
 
 __all__ = ["CLIENTS", "ClientRegistry", "ClientAuthenticator", "DEFAULT_CONTEXT", "new_secret",
            "client_tag", "valid_scope", "valid_client_id", "INTROSPECT", "PERMISSIONS"]
@@ -108,17 +117,19 @@ class ClientRegistry:
     """Create, find, authenticate, rotate and disable clients in a store.
 
     ``hash_slots`` (a :class:`HashSlots`) bounds the verifications :meth:`authenticate`
-    runs at once; the default puts no bound (operator verbs, Python callers). The
-    token_auth layer passes its ``max_concurrent_hashes`` and ``hash_wait``.
+    runs; the default puts no bound (operator verbs, Python callers). ``verified`` (a
+    :class:`VerifiedSecrets`) remembers the secrets verified here; the default remembers
+    none. The token_auth layer passes its ``max_concurrent_hashes``, ``hash_wait``,
+    ``failed_hash_budget`` and ``verified_secret_ttl``.
     """
 
     def __init__(self, store, *, context: CryptContext = DEFAULT_CONTEXT, clock=time.time,
-                 hash_slots: HashSlots | None = None):
+                 hash_slots: HashSlots | None = None, verified: VerifiedSecrets | None = None):
         self.store = store
         self.context = context
         self.clock = clock
         self.hash_slots = hash_slots or HashSlots(None)
-        self._dummy_hash = None
+        self.verified = verified if verified is not None else VerifiedSecrets(0)
 
     # -- operator actions ------------------------------------------------------------
 
@@ -175,6 +186,8 @@ class ClientRegistry:
                 kept.append(entry)
         fresh = {"hash": self.context.hash(secret), "created": now, "expires": None}
         self.store.update(CLIENTS, client_id, {"secrets": [fresh] + kept, "updated": now})
+        if grace <= 0:
+            self.verified.forget(client_id)  # other processes: the hash is no longer live
         return secret
 
     def disable(self, client_id: str) -> int | None:
@@ -185,6 +198,7 @@ class ClientRegistry:
         if self.get(client_id) is None:
             return None
         self.store.update(CLIENTS, client_id, {"disabled": True, "updated": self.clock()})
+        self.verified.forget(client_id)
         deleted = {ns: self.store.delete_tagged(ns, client_tag(client_id)) for ns in CLIENT_CREDENTIALS}
         return deleted[TOKENS]
 
@@ -193,24 +207,30 @@ class ClientRegistry:
 
     # -- the token endpoint -------------------------------------------------------------
 
-    def authenticate(self, client_id: str, secret: str) -> dict | None:
+    def authenticate(self, client_id: str, secret: str, *, known_caller=None) -> dict | None:
         """The client's record if ``secret`` is one of its live secrets, else None.
 
         A disabled client is returned too (with ``disabled`` true): the caller refuses it
-        with its own answer, after the secret proved who is asking. Raises
-        :class:`HashingBusy` when no hashing slot frees within the wait (unknown ids too:
-        their dummy check costs as much as a real one).
+        with its own answer, after the secret proved who is asking. An unknown id or an
+        empty secret is None at once (see the module docstring). A secret this process
+        verified within ``verified_secret_ttl`` against a hash that is still live needs
+        no check; otherwise raises :class:`HashingBusy` when the hashing bounds allow no
+        check now. ``known_caller``: a callable, asked only when a check is needed; true
+        means the caller authenticated this client before, so a wrong secret from it
+        does not spend the failure budget.
         """
         record = self.get(client_id) if client_id else None
-        return self.hash_slots.run(self._authenticate, record, client_id, secret)
-
-    def _authenticate(self, record, client_id, secret):
         if record is None or not secret:
-            # Spend the same time as a real check, so timing does not reveal which ids exist.
-            self.context.verify(secret or "x", self._dummy())
             return None
         now = self.clock()
         live = self._live_secrets(record, now)
+        remembered = self.verified.matched_hash(client_id, secret, {entry.get("hash") for entry in live})
+        if remembered is not None and not self.context.needs_update(remembered):
+            return record
+        budgeted = not (known_caller and known_caller())
+        return self.hash_slots.run(self._authenticate, record, client_id, secret, live, now, budgeted=budgeted)
+
+    def _authenticate(self, record, client_id, secret, live, now):
         matched = None
         for entry in live:
             # CryptContext.verify compares in constant time inside the hash implementation.
@@ -219,22 +239,19 @@ class ClientRegistry:
                 break
         if matched is None:
             return None
-        if self.context.needs_update(matched["hash"]):
+        matched_hash = matched["hash"]
+        if self.context.needs_update(matched_hash):
             # Upgrade the hash now that we know the secret (passlib's needs_update pattern).
-            upgraded = [dict(entry, hash=self.context.hash(secret)) if entry is matched else entry
-                        for entry in live]
+            matched_hash = self.context.hash(secret)
+            upgraded = [dict(entry, hash=matched_hash) if entry is matched else entry for entry in live]
             self.store.update(CLIENTS, client_id, {"secrets": upgraded, "updated": now})
             record["secrets"] = upgraded
+        self.verified.remember(client_id, secret, matched_hash)
         return record
 
     def _live_secrets(self, record: dict, now: float) -> list[dict]:
         return [entry for entry in record.get("secrets", ())
                 if not entry.get("expires") or entry["expires"] > now]
-
-    def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = self.context.hash(new_secret())
-        return self._dummy_hash
 
 
 def public_view(record: dict) -> dict:
@@ -251,6 +268,10 @@ class ClientAuthenticator:
     with its id from anywhere (issue 11). Generated secrets have 256 bits, so a per-id
     count adds nothing against guessing (OWASP Authentication cheat sheet, "Account
     lockout"); the lock spares our CPU the argon2 checks.
+
+    A caller that authenticated a client successfully is remembered as ``<id>@<address>``
+    (:data:`KNOWN_CALLERS`, 30 days): its later checks of that client do not spend the
+    failed-check budget, so strangers flooding a partner's id cannot keep the partner out.
     """
 
     def __init__(self, registry: ClientRegistry, *, store, max_failed: int, window: int,
@@ -272,10 +293,20 @@ class ClientAuthenticator:
         shown_id = client_id if valid_client_id(client_id) else "<invalid>"
         if not even_if_locked:
             self._check_lockout(environ, client_id)
+        caller = f"{client_id}@{environ.get('REMOTE_ADDR', '')}"
+        known = []
+
+        def known_caller():
+            known.append(self.store.get(KNOWN_CALLERS, caller) is not None)
+            return known[-1]
+
         try:
-            record = self.registry.authenticate(client_id, secret)
-        except HashingBusy:
-            raise self._busy(shown_id) from None
+            record = self.registry.authenticate(client_id, secret, known_caller=known_caller)
+        except HashingBusy as busy:
+            raise self._busy(shown_id, busy) from None
+        if record is not None and known == [False]:
+            self.store.put(KNOWN_CALLERS, caller, {"since": self.clock()}, ttl=KNOWN_CALLER_TTL,
+                           tags=(client_tag(client_id),))
         if record is None:
             self._count_failure(environ, client_id, shown_id)
             raise self._invalid("client authentication failed", shown_id)
@@ -311,17 +342,16 @@ class ClientAuthenticator:
         raise TokenError(401, "invalid_client", "Client authentication is required.",
                          kind=CLIENT_AUTH_FAILED, severity="info", headers=[self.challenge])
 
-    def _busy(self, shown_id):
+    def _busy(self, shown_id, busy: HashingBusy):
         # 503 (RFC 9110 §15.6.4, "temporary overload"), not 429 (RFC 6585 §4): the
         # overload is everyone's hashing, not this caller's rate, and a partner with good
         # credentials may be the one refused; Retry-After (RFC 9110 §10.2.3) tells it when
         # to try again. RFC 6749 §5.2 has no code for it: temporarily_unavailable is its
         # §4.1.2.1 code for the same condition. Nothing was checked, so no failure counts.
-        retry = max(1, int(self.registry.hash_slots.wait + 0.999))
         return TokenError(503, "temporarily_unavailable",
                           "The token endpoint is busy; try again shortly.", kind=HASHING_BUSY,
-                          headers=[("Retry-After", str(retry))],
-                          detail={"claimed_client_id": shown_id,
+                          headers=[("Retry-After", str(busy.retry_after))],
+                          detail={"claimed_client_id": shown_id, "why": busy.why,
                                   "max_concurrent_hashes": self.registry.hash_slots.limit})
 
     def _invalid(self, reason, shown_id):

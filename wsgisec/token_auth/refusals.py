@@ -49,6 +49,12 @@ REVOKED_FAMILIES = "token_auth.revoked_families"
 #: ``client-addr:<id>@<ip>``, never a client id alone.
 LOCKS = "token_auth.locks"
 FAILURES = "token_auth.failures"
+#: Callers that authenticated a client before: ``<id>@<ip>`` -> ``{"since": t}`` for
+#: :data:`KNOWN_CALLER_TTL`. Their checks do not spend the failed-check budget
+#: (:mod:`wsgisec.token_auth.hashing`), so a flood from strangers cannot keep a partner
+#: out even in a process that has not seen it yet.
+KNOWN_CALLERS = "token_auth.known_callers"
+KNOWN_CALLER_TTL = 30 * 86400
 
 
 class TokenError(Exception):
