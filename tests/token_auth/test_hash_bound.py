@@ -9,6 +9,7 @@ many run at once and to hold them until the test lets them go (no timing asserts
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -19,6 +20,7 @@ from wsgisec.token_auth.clients import ClientRegistry
 from wsgisec.token_auth.hashing import HASH_NICENESS, HashingBusy, HashSlots
 
 from test_token_auth import FAST, HTTPS, basic, clock, fetch, make, new_client  # noqa: F401
+from test_plaintext import flagship, served  # noqa: F401
 
 
 class GatedContext:
@@ -159,7 +161,7 @@ def test_the_flagship_bounds_hashing_at_two_per_process(load_example):
     layer = pipeline.find_layer(app, TokenAuth)
     assert layer.hash_slots.limit == 2 and layer.hash_slots.wait == 0.01
     assert layer.settings["max_concurrent_hashes"] == 2
-    assert layer.settings["failed_hash_budget"] == "12/12s" and layer.hash_slots.failures.capacity == 12
+    assert layer.settings["failed_hash_budget"] == "12/60s" and layer.hash_slots.failures.capacity == 12
 
 
 # -- what a flood spends: unknown ids nothing, bad secrets the failure budget --------------
@@ -260,3 +262,37 @@ def test_failure_budget_refills_with_time_and_never_drains_when_the_clock_steps_
 def test_bad_failure_budgets_are_refused_at_start_up(tmp_path, value):
     with pytest.raises(ConfigurationError, match="failed_hash_budget"):
         filter_factory({"here": str(tmp_path)}, store=f"sqlite:///{tmp_path}/s.sqlite", failed_hash_budget=value)
+
+
+def test_served_flagship_holds_a_flood_of_bad_credentials_to_its_budget_and_the_partner_renews(served):
+    """The flagship's defaults behind its trusted local proxy (addresses from
+    X-Forwarded-For): forty bad requests from forty addresses, half with the partner's id;
+    the partner, which got its token before, renews in the middle of it."""
+    import random
+
+    import requests
+
+    base, layer, client_id, secret = served
+    partner = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "192.0.2.11"}
+    form = {"grant_type": "client_credentials"}
+    assert requests.post(base + "/oauth/token", data=form, auth=(client_id, secret), headers=partner).ok
+    rng = random.Random(14)
+    answers = {"known id": [], "unknown id": []}
+    started = time.monotonic()
+    for number in range(40):
+        claimed = client_id if number % 2 else f"c_{rng.getrandbits(64):016x}"
+        answer = requests.post(base + "/oauth/token", data=form, auth=(claimed, f"wrong-{number}"),
+                               headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": f"198.51.100.{number}"})
+        answers["known id" if number % 2 else "unknown id"].append(answer.status_code)
+        if answer.status_code == 503:  # one check every 5 s: Retry-After says when
+            assert 1 <= int(answer.headers["Retry-After"]) <= 5
+            assert answer.json()["error"] == "temporarily_unavailable"
+        if number == 30:
+            renewed = requests.post(base + "/oauth/token", data=form, auth=(client_id, secret), headers=partner)
+            assert renewed.status_code == 200 and renewed.json()["access_token"]
+    assert set(answers["unknown id"]) == {401}  # refused without a check
+    # The burst of twelve failed checks, then 503, and one more check per 5 s it took.
+    refilled = int((time.monotonic() - started) / 5)
+    assert 12 <= answers["known id"].count(401) <= 12 + refilled + 1
+    assert answers["known id"].count(503) >= 20 - (12 + refilled + 1)
+    assert layer.hash_slots.failures.spent >= 7

@@ -102,7 +102,7 @@ Settings (ini name, default):
     ``hashing-busy`` event. Short on purpose: a waiting request holds a server thread,
     and measured under a flood (benchmarks/README.md) a 250ms wait left the API waiting
     behind the waiters; a check takes longer than any useful wait anyway.
-``failed_hash_budget`` (12/12s)
+``failed_hash_budget`` (12/1m)
     Client-secret checks that may *fail* per window in one process (a token bucket that
     allows the count at once): a check takes one when it starts and gives it back when
     the secret was right, so only bad credentials spend it. Once it is spent, token,
@@ -114,7 +114,7 @@ Settings (ini name, default):
     before (kept 30 days in the store) or of a remembered secret (below) never spends it.
     The default's burst (12) is above ``max_failed_auth`` (10): a few failures (a partner
     with a stale secret, a probe from ten addresses) never make a partner wait, while a
-    flood is held to one check a second.
+    flood is held to one check every 5 seconds.
 ``verified_secret_ttl`` (1h)
     How long this process remembers a secret it verified (an HMAC of it under a
     per-process random key, in memory; never stored), counted from its last use: a
@@ -178,7 +178,7 @@ SETTINGS = {
     "require_tls": (settings.boolean, "true"),
     "max_concurrent_hashes": (settings.integer(1, 1000), "2"),
     "hash_wait": (settings.store_timeout, "10ms"),
-    "failed_hash_budget": (settings.limit, "12/12s"),
+    "failed_hash_budget": (settings.limit, "12/1m"),
     "verified_secret_ttl": (settings.duration, "1h"),
 }
 
@@ -192,7 +192,7 @@ class TokenAuth(Layer):
                  public_paths=(), scopes=(), allow_query_token=False, pass_authorization=False,
                  realm="api", token_path="/oauth/token", revoke_path="/oauth/revoke",
                  introspect_path="/oauth/introspect", max_failed_auth=10, failed_auth_window=900,
-                 require_tls=True, max_concurrent_hashes=2, hash_wait=0.01, failed_hash_budget="12/12s",
+                 require_tls=True, max_concurrent_hashes=2, hash_wait=0.01, failed_hash_budget="12/1m",
                  verified_secret_ttl=3600, crypt_context=DEFAULT_CONTEXT, clock=time.time):
         self.app = app
         if store is None:
