@@ -108,17 +108,22 @@ def flood_thread(port, client_id, stop, statuses, seed, target, interval):
         statuses[flood_request(port, client_id, rng, target)] += 1
 
 
+def run_for(seconds, threads, stop):
+    """Start ``threads``, let them run ``seconds``, then stop them and wait for them."""
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(120)
+
+
 def flood_process(port, client_id, seconds, threads, seed, target, rate, results):
     stop, statuses = threading.Event(), collections.Counter()
     interval = threads / rate if rate else None
     workers = [threading.Thread(target=flood_thread, args=(port, client_id, stop, statuses, seed * 1000 + n,
                                                            target, interval)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    time.sleep(seconds)
-    stop.set()
-    for worker in workers:
-        worker.join(120)
+    run_for(seconds, workers, stop)
     results.put({str(key): value for key, value in statuses.items()})
 
 
@@ -138,12 +143,7 @@ def phase(port, partner, seconds, target="token", rate=None, closed=0):
     clients = [threading.Thread(target=api_calls, args=(port, partner, stop, latencies, api_statuses))
                for _ in range(2)]
     clients.append(threading.Thread(target=renewals, args=(port, partner, stop, renewal_statuses)))
-    for client in clients:
-        client.start()
-    time.sleep(seconds)
-    stop.set()
-    for client in clients:
-        client.join(120)
+    run_for(seconds, clients, stop)
     flood = collections.Counter()
     for process in processes:
         flood.update(results.get(timeout=180))
