@@ -10,9 +10,9 @@ own keep-alive connection through the TLS proxy the example trusts (``X-Forwarde
 what                  weight  request                                             expected
 ====================  ======  ==================================================  =========
 token                 1       client credentials grant (one argon2id check the    200 (503
-                                                                                  busy: the
-                              first time per process; later ones are              hashing bound;
-                              renewals with a remembered secret, no check)        the thread
+                              first time per process; later ones are              busy: the
+                              renewals with a remembered secret, no check)        hashing bound;
+                                                                                  the thread
                                                                                   then waits
                                                                                   Retry-After)
 api                   6       signed ``GET /api/items?q=widget`` / ``/api/whoami``  200
