@@ -89,7 +89,7 @@ def test_an_upgraded_hash_is_remembered_and_the_old_one_is_not(make, store):
     assert stored.startswith("$argon2")
     fetch(app, client_id, secret)
     assert context.calls == 1
-    assert list(layer.registry.verified._entries.values())[0][1] == stored
+    assert list(layer.registry.verified._entries.values())[0][0] == stored  # (hash, expires)
 
 
 def test_verified_secret_ttl_zero_checks_every_request(make):

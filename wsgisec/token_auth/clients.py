@@ -259,6 +259,24 @@ def public_view(record: dict) -> dict:
     return {key: value for key, value in record.items() if key != "secrets"}
 
 
+class KnownCaller:
+    """``<client id>@<address>`` in :data:`KNOWN_CALLERS`: read only when a check is
+    needed (:meth:`known`), written after the first success from there (:meth:`remember`)."""
+
+    def __init__(self, store, client_id: str, address: str):
+        self.store, self.client_id, self.key = store, client_id, f"{client_id}@{address}"
+        self.was_known = None  # not looked up
+
+    def known(self) -> bool:
+        self.was_known = self.store.get(KNOWN_CALLERS, self.key) is not None
+        return self.was_known
+
+    def remember(self, now: float) -> None:
+        if self.was_known is False:
+            self.store.put(KNOWN_CALLERS, self.key, {"since": now}, ttl=KNOWN_CALLER_TTL,
+                           tags=(client_tag(self.client_id),))
+
+
 class ClientAuthenticator:
     """Authenticate the client of a token-endpoint request, with lock-out after failures.
 
@@ -293,20 +311,11 @@ class ClientAuthenticator:
         shown_id = client_id if valid_client_id(client_id) else "<invalid>"
         if not even_if_locked:
             self._check_lockout(environ, client_id)
-        caller = f"{client_id}@{environ.get('REMOTE_ADDR', '')}"
-        known = []
-
-        def known_caller():
-            known.append(self.store.get(KNOWN_CALLERS, caller) is not None)
-            return known[-1]
-
+        caller = KnownCaller(self.store, client_id, environ.get("REMOTE_ADDR", ""))
         try:
-            record = self.registry.authenticate(client_id, secret, known_caller=known_caller)
+            record = self.registry.authenticate(client_id, secret, known_caller=caller.known)
         except HashingBusy as busy:
             raise self._busy(shown_id, busy) from None
-        if record is not None and known == [False]:
-            self.store.put(KNOWN_CALLERS, caller, {"since": self.clock()}, ttl=KNOWN_CALLER_TTL,
-                           tags=(client_tag(client_id),))
         if record is None:
             self._count_failure(environ, client_id, shown_id)
             raise self._invalid("client authentication failed", shown_id)
@@ -314,6 +323,7 @@ class ClientAuthenticator:
             raise TokenError(401, "invalid_client", "Client authentication failed.",
                              kind=CLIENT_DISABLED, headers=[self.challenge],
                              detail={"client_id": shown_id})
+        caller.remember(self.clock())
         environ["wsgisec.client"] = {"id": record["id"], "name": record.get("name", ""),
                                      "scopes": tuple(record.get("scopes", ())), "user": None}
         return record

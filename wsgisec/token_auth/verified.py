@@ -5,7 +5,7 @@ A partner asks for a token every ``access_token_ttl`` (15 minutes) with the same
 secret. Without this, each renewal costs one argon2id check and competes for the
 hashing bounds (:mod:`wsgisec.token_auth.hashing`) with whatever flood of bad
 credentials is running, so a partner could be answered 503 for as long as the flood
-lasts. With it, a renewal is checked with one HMAC and a constant-time comparison, and
+lasts. With it, a renewal is checked with one HMAC (a lookup by its keyed digest), and
 needs neither a hashing slot nor the failure budget. The same idea as Apache's
 ``mod_authn_socache``.
 
@@ -57,29 +57,30 @@ class VerifiedSecrets:
         """The live hash ``secret`` was verified against, if remembered; else None."""
         if not self.ttl:
             return None
-        fingerprint = self._fingerprint(client_id, secret)
+        # Looked up by its keyed HMAC, as access tokens are looked up by digest in the
+        # store: without the per-process key nobody can compute one, so the lookup's
+        # timing tells an attacker nothing about the secret.
+        key = (client_id, self._fingerprint(client_id, secret))
         now = self.clock()
         with self._lock:
-            entry = self._entries.get((client_id, fingerprint))
+            entry = self._entries.get(key)
             if entry is None:
                 return None
-            stored, matched, expires = entry
-            # The dict lookup found the key; compare_digest keeps the final comparison
-            # constant-time, as every secret comparison here is.
-            if expires <= now or matched not in live_hashes or not hmac.compare_digest(stored, fingerprint):
-                del self._entries[(client_id, fingerprint)]
+            matched, expires = entry
+            if expires <= now or matched not in live_hashes:
+                del self._entries[key]
                 return None
-            self._entries[(client_id, fingerprint)] = (stored, matched, now + self.ttl)
-            self._entries.move_to_end((client_id, fingerprint))
+            self._entries[key] = (matched, now + self.ttl)
+            self._entries.move_to_end(key)
             return matched
 
     def remember(self, client_id: str, secret: str, matched_hash: str) -> None:
         if not self.ttl:
             return
-        fingerprint = self._fingerprint(client_id, secret)
+        key = (client_id, self._fingerprint(client_id, secret))
         with self._lock:
-            self._entries[(client_id, fingerprint)] = (fingerprint, matched_hash, self.clock() + self.ttl)
-            self._entries.move_to_end((client_id, fingerprint))
+            self._entries[key] = (matched_hash, self.clock() + self.ttl)
+            self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
